@@ -1,0 +1,138 @@
+//! `herd`: one binary, one subcommand per role, plus client commands.
+
+mod up;
+mod zk;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keeper::config::KeeperConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "herd", version, about = "A fault-tolerant data platform: coordination, files and batch compute")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a keeper: a ZooKeeper-compatible coordination server.
+    Keeper(KeeperArgs),
+    /// Start a whole cluster on this machine with embedded defaults.
+    Up(up::UpArgs),
+    /// ZooKeeper client commands against any keeper or ZooKeeper server.
+    Zk(zk::ZkArgs),
+}
+
+#[derive(clap::Args)]
+struct KeeperArgs {
+    /// Data directory (log, snapshots, myid). Ignored with --zoo-cfg, which names its own dataDir.
+    #[arg(long, env = "HERD_KEEPER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Client port address; port 0 picks a free port (printed on the ready line).
+    #[arg(long, env = "HERD_KEEPER_CLIENT_ADDR")]
+    client_addr: Option<SocketAddr>,
+    /// Read ZooKeeper's zoo.cfg instead of flags.
+    #[arg(long)]
+    zoo_cfg: Option<PathBuf>,
+    /// A ZooKeeper Java system property, KEY=VALUE (e.g. zookeeper.extendedTypesEnabled=true).
+    #[arg(long = "zk-property", value_name = "KEY=VALUE")]
+    zk_property: Vec<String>,
+    /// This server's id (myid).
+    #[arg(long)]
+    id: Option<u64>,
+}
+
+fn keeper_config(a: &KeeperArgs) -> anyhow::Result<KeeperConfig> {
+    let mut cfg = match &a.zoo_cfg {
+        Some(path) => {
+            let (cfg, warnings) = KeeperConfig::from_zoo_cfg(path)?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            cfg
+        }
+        None => KeeperConfig::default(),
+    };
+    if a.zoo_cfg.is_none() {
+        if let Some(d) = &a.data_dir {
+            cfg.data_dir = d.clone();
+        }
+    }
+    if let Some(addr) = a.client_addr {
+        cfg.client_addr = addr;
+    }
+    if let Some(id) = a.id {
+        cfg.server_id = id;
+    }
+    for p in &a.zk_property {
+        let (k, v) = p.split_once('=').with_context(|| format!("--zk-property {p:?}: expected KEY=VALUE"))?;
+        if !cfg.set_property(k.trim(), v.trim())? {
+            tracing::warn!("--zk-property {k}: unknown to herd, ignored");
+        }
+    }
+    anyhow::ensure!(cfg.server_id <= 254, "server id {} is over 254 (the top byte of session ids)", cfg.server_id);
+    if cfg.peers.len() > 1 {
+        anyhow::bail!(
+            "zoo.cfg lists {} servers: ensembles are not built yet (keeper ensemble issue); run one server",
+            cfg.peers.len()
+        );
+    }
+    Ok(cfg)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn run_keeper(a: KeeperArgs) -> anyhow::Result<()> {
+    let cfg = keeper_config(&a)?;
+    let shutdown = CancellationToken::new();
+    let k = keeper::server::Keeper::start(cfg, shutdown.clone()).await?;
+    // The one line on stdout: tests and `herd up` read the bound address from it.
+    println!("herd keeper ready client={}", k.client_addr);
+    tracing::info!("keeper serving clients on {}", k.client_addr);
+    let wait = k.wait();
+    tokio::pin!(wait);
+    tokio::select! {
+        r = &mut wait => r,
+        _ = stop_signal() => {
+            tracing::info!("keeper stopping on signal");
+            shutdown.cancel();
+            Ok(())
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Zk(a) => zk::run(a),
+        cmd => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                match cmd {
+                    Cmd::Keeper(a) => run_keeper(a).await,
+                    Cmd::Up(a) => up::run(a).await,
+                    Cmd::Zk(_) => unreachable!(),
+                }
+            })
+        }
+    }
+}

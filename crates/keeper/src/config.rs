@@ -1,0 +1,267 @@
+//! Keeper configuration: one struct whose `Default` is the single source of defaults, filled
+//! either from herd's own flags or from ZooKeeper's zoo.cfg plus Java system properties, so
+//! that an operator migrates by swapping the binary.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// ZooKeeper's default `jute.maxbuffer` (0xfffff, just under 1 MiB).
+pub const JUTE_MAX_BUFFER_DEFAULT: usize = 0xfffff;
+
+/// Which four-letter words answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FourLetterWords {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl FourLetterWords {
+    pub fn allows(&self, word: &str) -> bool {
+        match self {
+            FourLetterWords::All => true,
+            FourLetterWords::Only(s) => s.contains(word),
+        }
+    }
+
+    /// `4lw.commands.whitelist` syntax: comma-separated words, or `*`.
+    pub fn parse(s: &str) -> Self {
+        let words: BTreeSet<String> = s.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
+        if words.contains("*") {
+            FourLetterWords::All
+        } else {
+            FourLetterWords::Only(words)
+        }
+    }
+}
+
+/// A `server.N=host:peerPort:electionPort[;clientPort]` line, kept for the ensemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub id: u64,
+    pub spec: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeeperConfig {
+    /// This server's id (`myid`); the high byte of the session ids it issues.
+    pub server_id: u64,
+    /// Where the log, snapshots and myid live.
+    pub data_dir: PathBuf,
+    /// The client port's address (`clientPortAddress:clientPort`).
+    pub client_addr: SocketAddr,
+    /// The unit of session timeouts (`tickTime`), in milliseconds.
+    pub tick_time_ms: u64,
+    /// Smallest session timeout granted; default 2 x tickTime.
+    pub min_session_timeout_ms: Option<u64>,
+    /// Largest session timeout granted; default 20 x tickTime.
+    pub max_session_timeout_ms: Option<u64>,
+    /// Concurrent connections allowed from one client address (`maxClientCnxns`; 0 = no limit).
+    pub max_client_cnxns: usize,
+    /// Requests one connection may have in flight before the server stops reading from it.
+    pub max_outstanding_per_conn: usize,
+    /// Largest frame accepted (`jute.maxbuffer`); a larger one closes the connection.
+    pub jute_max_buffer: usize,
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`: "super:<base64 sha1>".
+    pub super_digest: Option<String>,
+    /// `zookeeper.extendedTypesEnabled`: allow TTL nodes.
+    pub extended_types: bool,
+    /// `4lw.commands.whitelist`.
+    pub four_letter_words: FourLetterWords,
+    /// Log entries between snapshots (`snapCount`).
+    pub snap_count: u64,
+    /// How often container and TTL nodes are checked for reaping (`znode.container.checkIntervalMs`).
+    pub container_check_interval_ms: u64,
+    /// `server.N` lines; one or none means standalone.
+    pub peers: Vec<PeerSpec>,
+}
+
+impl Default for KeeperConfig {
+    fn default() -> Self {
+        KeeperConfig {
+            server_id: 0,
+            data_dir: PathBuf::from("herd-data/keeper"),
+            client_addr: "127.0.0.1:2181".parse().expect("literal address"),
+            tick_time_ms: 2000,
+            min_session_timeout_ms: None,
+            max_session_timeout_ms: None,
+            max_client_cnxns: 60,
+            max_outstanding_per_conn: 1000,
+            jute_max_buffer: JUTE_MAX_BUFFER_DEFAULT,
+            super_digest: None,
+            extended_types: false,
+            four_letter_words: FourLetterWords::All,
+            snap_count: 100_000,
+            container_check_interval_ms: 1000,
+            peers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{what}: bad value {value:?}")]
+    BadValue { what: String, value: String },
+    #[error("line {line}: expected key=value, got {text:?}")]
+    Syntax { line: usize, text: String },
+}
+
+fn bad(what: &str, value: &str) -> ConfigError {
+    ConfigError::BadValue { what: what.to_owned(), value: value.to_owned() }
+}
+
+fn num<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| bad(what, v))
+}
+
+fn boolean(what: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(bad(what, v)),
+    }
+}
+
+impl KeeperConfig {
+    pub fn min_session_timeout(&self) -> u64 {
+        self.min_session_timeout_ms.unwrap_or(2 * self.tick_time_ms)
+    }
+
+    pub fn max_session_timeout(&self) -> u64 {
+        self.max_session_timeout_ms.unwrap_or(20 * self.tick_time_ms)
+    }
+
+    /// Reads a zoo.cfg. Keys ZooKeeper would pass on as system properties are applied as such;
+    /// unknown keys are returned as warnings and otherwise ignored. Absent a whitelist, only
+    /// `srvr` answers, as in ZooKeeper 3.8.
+    pub fn from_zoo_cfg(path: &Path) -> Result<(KeeperConfig, Vec<String>), ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut c = KeeperConfig { four_letter_words: FourLetterWords::parse("srvr"), ..Default::default() };
+        let mut warnings = Vec::new();
+        let mut port: Option<u16> = None;
+        let mut host: Option<String> = None;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(ConfigError::Syntax { line: i + 1, text: line.to_owned() });
+            };
+            let (k, v) = (k.trim(), v.trim());
+            match k {
+                "dataDir" => c.data_dir = PathBuf::from(v),
+                "clientPort" => port = Some(num(k, v)?),
+                "clientPortAddress" => host = Some(v.to_owned()),
+                _ if k.starts_with("server.") => {
+                    let id = num(k, &k["server.".len()..])?;
+                    c.peers.push(PeerSpec { id, spec: v.to_owned() });
+                }
+                _ => {
+                    if !c.set_property(k, v)? {
+                        warnings.push(format!("zoo.cfg: unknown key {k:?} ignored"));
+                    }
+                }
+            }
+        }
+        let myid = c.data_dir.join("myid");
+        if let Ok(s) = std::fs::read_to_string(&myid) {
+            c.server_id = num("myid", &s)?;
+        }
+        let port = port.unwrap_or(2181);
+        let host = host.unwrap_or_else(|| "0.0.0.0".to_owned());
+        c.client_addr = format!("{host}:{port}").parse().map_err(|_| bad("clientPortAddress", &host))?;
+        Ok((c, warnings))
+    }
+
+    /// Applies one ZooKeeper setting given either as a zoo.cfg key or as a Java system property
+    /// (`zookeeper.` prefix optional). Returns false for a key it does not know.
+    pub fn set_property(&mut self, key: &str, v: &str) -> Result<bool, ConfigError> {
+        let k = key.strip_prefix("zookeeper.").unwrap_or(key);
+        match k {
+            "tickTime" => self.tick_time_ms = num(key, v)?,
+            "minSessionTimeout" => self.min_session_timeout_ms = non_negative(num(key, v)?),
+            "maxSessionTimeout" => self.max_session_timeout_ms = non_negative(num(key, v)?),
+            "maxClientCnxns" => self.max_client_cnxns = num(key, v)?,
+            "globalOutstandingLimit" => self.max_outstanding_per_conn = num::<usize>(key, v)?.max(1),
+            "jute.maxbuffer" => self.jute_max_buffer = num(key, v)?,
+            "DigestAuthenticationProvider.superDigest" => self.super_digest = Some(v.to_owned()),
+            "extendedTypesEnabled" => self.extended_types = boolean(key, v)?,
+            "4lw.commands.whitelist" => self.four_letter_words = FourLetterWords::parse(v),
+            "snapCount" => self.snap_count = num::<u64>(key, v)?.max(2),
+            "znode.container.checkIntervalMs" => self.container_check_interval_ms = num::<u64>(key, v)?.max(10),
+            // Accepted for compatibility; they tune parts of ZooKeeper that herd does not have
+            // or does differently (the ensemble reads its own timing).
+            "initLimit"
+            | "syncLimit"
+            | "dataLogDir"
+            | "standaloneEnabled"
+            | "reconfigEnabled"
+            | "admin.enableServer"
+            | "admin.serverPort"
+            | "autopurge.snapRetainCount"
+            | "autopurge.purgeInterval"
+            | "preAllocSize"
+            | "electionAlg"
+            | "quorumListenOnAllIPs"
+            | "skipACL"
+            | "syncEnabled"
+            | "peerType"
+            | "maxCnxns"
+            | "clientPortListenBacklog"
+            | "metricsProvider.className"
+            | "fsync.warningthresholdms"
+            | "authProvider.1"
+            | "authProvider.sasl"
+            | "requireClientAuthScheme"
+            | "watchManagerName"
+            | "forceSync"
+            | "leaderServes"
+            | "cnxTimeout"
+            | "audit.enable" => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+fn non_negative(v: i64) -> Option<u64> {
+    (v >= 0).then_some(v as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_cfg_with_properties_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "3\n").unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "# comment\ntickTime=500\ndataDir={}\nclientPort=21810\nclientPortAddress=127.0.0.1\n\
+                 maxSessionTimeout=30000\nserver.3=127.0.0.1:2888:3888;21810\nwhatIsThis=1\n\
+                 4lw.commands.whitelist=ruok, stat\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let (mut c, warnings) = KeeperConfig::from_zoo_cfg(&cfg).unwrap();
+        assert_eq!(c.server_id, 3);
+        assert_eq!(c.client_addr.to_string(), "127.0.0.1:21810");
+        assert_eq!(c.min_session_timeout(), 1000);
+        assert_eq!(c.max_session_timeout(), 30000);
+        assert_eq!(c.peers.len(), 1);
+        assert!(c.four_letter_words.allows("stat") && !c.four_letter_words.allows("dump"));
+        assert_eq!(warnings.len(), 1);
+        assert!(c.set_property("zookeeper.extendedTypesEnabled", "true").unwrap());
+        assert!(c.extended_types);
+        assert!(c.set_property("zookeeper.extendedTypesEnabled", "maybe").is_err());
+        assert!(!c.set_property("zookeeper.nonsense", "1").unwrap());
+    }
+}

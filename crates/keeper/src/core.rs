@@ -1,0 +1,818 @@
+//! The keeper's actor: it owns the data tree, the live sessions, the watches and the queue of
+//! proposed log entries. Connection tasks and the log writer talk to it by [`CoreMsg`]; nothing
+//! else touches its state, so no lock is held anywhere on the request path.
+//!
+//! Request path: a write becomes a [`Txn`], gets the next log index and goes to the log thread;
+//! when the log thread reports the index durable, the core applies it to the tree, sends watch
+//! events, then the reply. A read is answered at once unless the same connection has writes in
+//! flight, in which case it waits behind them, so replies leave in request order.
+
+use crate::acl;
+use crate::config::KeeperConfig;
+use crate::fourlw;
+use crate::tree::{DataTree, Outcome};
+use crate::txn::{Txn, TxnKind};
+use crate::wal::Entry;
+use crate::watch::{ConnId, WatchKind, Watches};
+use keeper_proto::codes::add_watch_mode;
+use keeper_proto::*;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+
+/// What the core sends a connection's writer task.
+#[derive(Debug)]
+pub enum Out {
+    Frame(Vec<u8>),
+    /// Flush what is queued, then close the socket.
+    Close,
+}
+
+/// A request from a connection: decoded for dispatch, raw body kept for the log.
+pub struct ClientRequest {
+    pub xid: i32,
+    pub req: Request,
+    pub body: Vec<u8>,
+    /// Held until the reply is sent; bounds a connection's requests in flight.
+    pub permit: OwnedSemaphorePermit,
+}
+
+pub enum CoreMsg {
+    Connect {
+        conn: ConnId,
+        addr: SocketAddr,
+        req: ConnectRequest,
+        out: mpsc::UnboundedSender<Out>,
+    },
+    Request {
+        conn: ConnId,
+        request: ClientRequest,
+    },
+    Gone {
+        conn: ConnId,
+    },
+    /// From the log thread: every entry up to this index is durable.
+    Committed {
+        upto: u64,
+    },
+    LogFailed(String),
+    SnapshotDone {
+        index: u64,
+    },
+    FourLetter {
+        word: String,
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// Commands for the log thread.
+pub enum LogCmd {
+    Append(Entry),
+    /// A snapshot at `index` is durable: segments wholly at or below `covered` may go.
+    Compact {
+        covered: u64,
+    },
+}
+
+struct Conn {
+    addr: SocketAddr,
+    out: mpsc::UnboundedSender<Out>,
+    session: i64,
+    auth: Vec<Id>,
+    /// This connection's requests in order: writes in flight and the reads waiting behind them.
+    queue: VecDeque<Queued>,
+    established: Instant,
+    received: u64,
+    sent: u64,
+    last_zxid: i64,
+}
+
+enum Queued {
+    Write(u64),
+    Read(ClientRequest),
+}
+
+struct Live {
+    last_heard: Instant,
+    timeout: Duration,
+    conn: Option<ConnId>,
+    closing: bool,
+}
+
+enum Origin {
+    Housekeeping,
+    Connect { conn: ConnId },
+    Request { conn: ConnId, xid: i32, permit: OwnedSemaphorePermit },
+}
+
+struct Pending {
+    index: u64,
+    txn: Txn,
+    origin: Origin,
+}
+
+/// Server-wide counters for the four-letter words.
+#[derive(Default)]
+pub struct Counters {
+    pub received: u64,
+    pub sent: u64,
+}
+
+pub struct KeeperCore {
+    cfg: KeeperConfig,
+    tree: DataTree,
+    conns: HashMap<ConnId, Conn>,
+    live: HashMap<i64, Live>,
+    watches: Watches,
+    pending: VecDeque<Pending>,
+    next_index: u64,
+    log: std_mpsc::Sender<LogCmd>,
+    self_tx: mpsc::Sender<CoreMsg>,
+    counters: Counters,
+    last_snapshot: u64,
+    snapshot_running: bool,
+    started: Instant,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn frame(h: &ReplyHeader, body: &[u8]) -> Vec<u8> {
+    let mut w = Writer::framed();
+    h.encode(&mut w);
+    w.buf.extend_from_slice(body);
+    w.into_frame()
+}
+
+impl KeeperCore {
+    pub fn new(
+        cfg: KeeperConfig,
+        tree: DataTree,
+        next_index: u64,
+        last_snapshot: u64,
+        log: std_mpsc::Sender<LogCmd>,
+        self_tx: mpsc::Sender<CoreMsg>,
+    ) -> Self {
+        let now = Instant::now();
+        // Sessions recovered from disk get a full timeout from now to reconnect, as in ZooKeeper.
+        let live = tree
+            .sessions()
+            .iter()
+            .map(|(sid, s)| {
+                let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
+                (*sid, Live { last_heard: now, timeout, conn: None, closing: false })
+            })
+            .collect();
+        KeeperCore {
+            cfg,
+            tree,
+            conns: HashMap::new(),
+            live,
+            watches: Watches::default(),
+            pending: VecDeque::new(),
+            next_index,
+            log,
+            self_tx,
+            counters: Counters::default(),
+            last_snapshot,
+            snapshot_running: false,
+            started: now,
+        }
+    }
+
+    /// Runs until every sender is gone or the log fails.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) -> anyhow::Result<()> {
+        let tick = Duration::from_millis((self.cfg.tick_time_ms / 4).clamp(10, 250));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reap_every = Duration::from_millis(self.cfg.container_check_interval_ms);
+        let mut last_reap = Instant::now();
+        loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { return Ok(()) };
+                    if let CoreMsg::LogFailed(why) = msg {
+                        anyhow::bail!("keeper log failed, stopping so that nothing unlogged is acknowledged: {why}");
+                    }
+                    self.handle(msg);
+                }
+                _ = ticker.tick() => {
+                    self.expire_sessions();
+                    if last_reap.elapsed() >= reap_every {
+                        last_reap = Instant::now();
+                        self.reap();
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Connect { conn, addr, req, out } => self.connect(conn, addr, req, out),
+            CoreMsg::Request { conn, request } => self.request(conn, request),
+            CoreMsg::Gone { conn } => self.drop_conn(conn),
+            CoreMsg::Committed { upto } => self.committed(upto),
+            CoreMsg::SnapshotDone { index } => {
+                self.snapshot_running = false;
+                self.last_snapshot = index;
+            }
+            CoreMsg::FourLetter { word, reply } => {
+                let _ = reply.send(fourlw::answer(self, &word));
+            }
+            CoreMsg::LogFailed(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn propose(&mut self, txn: Txn, origin: Origin) -> u64 {
+        let index = self.next_index;
+        self.next_index += 1;
+        let entry = Entry { index, term: 1, payload: txn.encode() };
+        // The log thread lives as long as the core; if it died, LogFailed is already queued.
+        let _ = self.log.send(LogCmd::Append(entry));
+        self.pending.push_back(Pending { index, txn, origin });
+        index
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sent += 1;
+            self.counters.sent += 1;
+            let _ = c.out.send(Out::Frame(frame));
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            let _ = c.out.send(Out::Close);
+            if let Some(l) = self.live.get_mut(&c.session) {
+                if l.conn == Some(conn) {
+                    l.conn = None;
+                    l.last_heard = Instant::now();
+                }
+            }
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(l) = self.live.get_mut(&c.session) {
+                if l.conn == Some(conn) {
+                    l.conn = None;
+                    l.last_heard = Instant::now();
+                }
+            }
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr, req: ConnectRequest, out: mpsc::UnboundedSender<Out>) {
+        let mut c = Conn {
+            addr,
+            out,
+            session: 0,
+            auth: vec![Id { scheme: "ip".into(), id: addr.ip().to_string() }],
+            queue: VecDeque::new(),
+            established: Instant::now(),
+            received: 1,
+            sent: 0,
+            last_zxid: 0,
+        };
+        self.counters.received += 1;
+        if req.last_zxid_seen > self.tree.last_zxid() {
+            tracing::warn!(
+                %addr,
+                "refusing session: client has seen zxid 0x{:x}, ours is 0x{:x}",
+                req.last_zxid_seen,
+                self.tree.last_zxid()
+            );
+            let _ = c.out.send(Out::Close);
+            return;
+        }
+        let timeout = (req.timeout_ms.max(0) as u64)
+            .clamp(self.cfg.min_session_timeout(), self.cfg.max_session_timeout().max(self.cfg.min_session_timeout()));
+        if req.session_id == 0 {
+            self.conns.insert(conn, c);
+            let mut passwd = vec![0u8; 16];
+            fill_random(&mut passwd);
+            let txn = Txn {
+                time_ms: now_ms(),
+                session: 0,
+                auth: vec![],
+                kind: TxnKind::CreateSession { timeout_ms: timeout as i32, passwd },
+            };
+            self.propose(txn, Origin::Connect { conn });
+            return;
+        }
+        let sid = req.session_id;
+        let valid = match (self.tree.sessions().get(&sid), self.live.get(&sid)) {
+            (Some(s), Some(l)) => s.passwd == req.passwd && !l.closing,
+            _ => false,
+        };
+        if !valid {
+            tracing::info!(%addr, "session 0x{sid:x} is expired or its password is wrong");
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: Some(vec![0; 16]),
+                read_only: false,
+            };
+            let mut w = Writer::framed();
+            resp.encode(&mut w);
+            let _ = c.out.send(Out::Frame(w.into_frame()));
+            let _ = c.out.send(Out::Close);
+            return;
+        }
+        let s = &self.tree.sessions()[&sid];
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: s.timeout_ms,
+            session_id: sid,
+            passwd: Some(s.passwd.clone()),
+            read_only: false,
+        };
+        let old = self.live.get(&sid).and_then(|l| l.conn);
+        if let Some(old) = old {
+            tracing::info!("session 0x{sid:x} moved to a new connection; closing the old one");
+            self.close_conn(old);
+        }
+        c.session = sid;
+        let mut w = Writer::framed();
+        resp.encode(&mut w);
+        let _ = c.out.send(Out::Frame(w.into_frame()));
+        self.conns.insert(conn, c);
+        if let Some(l) = self.live.get_mut(&sid) {
+            l.conn = Some(conn);
+            l.last_heard = Instant::now();
+        }
+    }
+
+    fn request(&mut self, conn: ConnId, r: ClientRequest) {
+        self.counters.received += 1;
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.received += 1;
+        let sid = c.session;
+        if sid == 0 {
+            return;
+        }
+        if let Some(l) = self.live.get_mut(&sid) {
+            l.last_heard = Instant::now();
+            if l.closing {
+                return;
+            }
+        }
+        if let Request::Auth(a) = &r.req {
+            self.auth(conn, a.clone());
+            return;
+        }
+        if r.req.is_write() {
+            let kind = match r.req {
+                Request::CloseSession => TxnKind::CloseSession,
+                _ => TxnKind::Request { op: r.req.op().code(), body: r.body },
+            };
+            let txn = Txn { time_ms: now_ms(), session: sid, auth: c.auth.clone(), kind };
+            let xid = r.xid;
+            let index = self.propose(txn, Origin::Request { conn, xid, permit: r.permit });
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.queue.push_back(Queued::Write(index));
+            }
+        } else if c.queue.is_empty() {
+            self.read(conn, r);
+        } else {
+            c.queue.push_back(Queued::Read(r));
+        }
+    }
+
+    fn auth(&mut self, conn: ConnId, a: AuthPacket) {
+        let zxid = self.tree.last_zxid();
+        let super_digest = self.cfg.super_digest.clone();
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let ok = match a.scheme.as_str() {
+            "digest" => {
+                let text = String::from_utf8_lossy(a.auth.as_deref().unwrap_or_default()).into_owned();
+                let id = acl::digest_id(&text);
+                if super_digest.as_deref() == Some(id.as_str()) && !c.auth.contains(&acl::super_id()) {
+                    c.auth.push(acl::super_id());
+                }
+                let id = Id { scheme: "digest".into(), id };
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+                true
+            }
+            "ip" => true,
+            _ => false,
+        };
+        let err = if ok { ErrorCode::Ok } else { ErrorCode::AuthFailed };
+        let f = frame(&ReplyHeader { xid: xid::AUTH, zxid, err: err.code() }, &[]);
+        self.send(conn, f);
+        if !ok {
+            tracing::warn!("authentication failed for scheme {:?}; closing the connection", a.scheme);
+            self.close_conn(conn);
+        }
+    }
+
+    /// Answers a request that does not change the tree.
+    fn read(&mut self, conn: ConnId, r: ClientRequest) {
+        let zxid = self.tree.last_zxid();
+        let (sid, ids) = match self.conns.get(&conn) {
+            Some(c) => (c.session, c.auth.clone()),
+            None => return,
+        };
+        let mut w = Writer::new();
+        let mut xid = r.xid;
+        let err: Result<(), ErrorCode> = (|| {
+            match &r.req {
+                Request::Ping => xid = xid::PING,
+                Request::Exists(PathWatchRequest { path, watch }) => {
+                    let stat = self.tree.exists(path);
+                    if *watch {
+                        self.watches.add(conn, WatchKind::Data, path);
+                    }
+                    StatResponse { stat: stat.ok_or(ErrorCode::NoNode)? }.encode(&mut w);
+                }
+                Request::GetData(PathWatchRequest { path, watch }) => {
+                    let (data, stat) = self.tree.get_data(path, &ids)?;
+                    if *watch {
+                        self.watches.add(conn, WatchKind::Data, path);
+                    }
+                    GetDataResponse { data, stat }.encode(&mut w);
+                }
+                Request::GetChildren(PathWatchRequest { path, watch })
+                | Request::GetChildren2(PathWatchRequest { path, watch }) => {
+                    let (children, stat) = self.tree.get_children(path, &ids)?;
+                    if *watch {
+                        self.watches.add(conn, WatchKind::Child, path);
+                    }
+                    if matches!(r.req, Request::GetChildren(_)) {
+                        GetChildrenResponse { children }.encode(&mut w);
+                    } else {
+                        GetChildren2Response { children, stat }.encode(&mut w);
+                    }
+                }
+                Request::GetAcl(PathRequest { path }) => {
+                    let (acl, stat) = self.tree.get_acl(path, &ids)?;
+                    GetAclResponse { acl, stat }.encode(&mut w);
+                }
+                Request::Sync(PathRequest { path }) => SyncResponse { path: path.clone() }.encode(&mut w),
+                Request::GetAllChildrenNumber(PathRequest { path }) => {
+                    GetAllChildrenNumberResponse { total: self.tree.all_children_number(path)? }.encode(&mut w)
+                }
+                Request::GetEphemerals(PathRequest { path }) => {
+                    GetEphemeralsResponse { ephemerals: self.tree.session_ephemerals(sid, path) }.encode(&mut w)
+                }
+                Request::WhoAmI => {
+                    let client_info = ids
+                        .iter()
+                        .map(|i| ClientInfo {
+                            auth_scheme: i.scheme.clone(),
+                            user: i.id.split(':').next().unwrap_or("").to_owned(),
+                        })
+                        .collect();
+                    WhoAmIResponse { client_info }.encode(&mut w);
+                }
+                Request::AddWatch(AddWatchRequest { path, mode }) => {
+                    let kind = match *mode {
+                        add_watch_mode::PERSISTENT => WatchKind::Persistent,
+                        add_watch_mode::PERSISTENT_RECURSIVE => WatchKind::Recursive,
+                        _ => return Err(ErrorCode::BadArguments),
+                    };
+                    self.watches.add(conn, kind, path);
+                }
+                Request::CheckWatches(WatchesRequest { path, kind }) => {
+                    if !self.matching_watches(conn, path, *kind, false)? {
+                        return Err(ErrorCode::NoWatcher);
+                    }
+                }
+                Request::RemoveWatches(WatchesRequest { path, kind }) => {
+                    if !self.matching_watches(conn, path, *kind, true)? {
+                        return Err(ErrorCode::NoWatcher);
+                    }
+                }
+                Request::SetWatches(sw) | Request::SetWatches2(sw) => self.set_watches(conn, sw),
+                Request::MultiRead(ops) => {
+                    for op in ops {
+                        let one = match op {
+                            Request::GetData(PathWatchRequest { path, .. }) => self
+                                .tree
+                                .get_data(path, &ids)
+                                .map(|(data, stat)| (OpCode::GetData, GetDataResponse { data, stat }.to_bytes())),
+                            Request::GetChildren(PathWatchRequest { path, .. }) => {
+                                self.tree.get_children(path, &ids).map(|(children, _)| {
+                                    (OpCode::GetChildren, GetChildrenResponse { children }.to_bytes())
+                                })
+                            }
+                            _ => Err(ErrorCode::BadArguments),
+                        };
+                        match one {
+                            Ok((op, body)) => {
+                                MultiHeader { op: op.code(), done: false, err: 0 }.encode(&mut w);
+                                w.buf.extend_from_slice(&body);
+                            }
+                            Err(e) => {
+                                MultiHeader { op: OpCode::Error.code(), done: false, err: e.code() }.encode(&mut w);
+                                ErrorResponse { err: e.code() }.encode(&mut w);
+                            }
+                        }
+                    }
+                    MultiHeader::end().encode(&mut w);
+                }
+                Request::Reconfig => return Err(ErrorCode::ReconfigDisabled),
+                _ => return Err(ErrorCode::Unimplemented),
+            }
+            Ok(())
+        })();
+        let (err, body) = match err {
+            Ok(()) => (0, w.buf),
+            Err(e) => (e.code(), Vec::new()),
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.last_zxid = zxid;
+        }
+        self.send(conn, frame(&ReplyHeader { xid, zxid, err }, &body));
+        drop(r.permit);
+    }
+
+    /// checkWatches/removeWatches: whether the connection has a watch of `kind` on `path`.
+    fn matching_watches(&mut self, conn: ConnId, path: &str, kind: i32, remove: bool) -> Result<bool, ErrorCode> {
+        let kind = WatcherType::try_from(kind).map_err(|_| ErrorCode::BadArguments)?;
+        let kinds: &[WatchKind] = match kind {
+            WatcherType::Children => &[WatchKind::Child],
+            WatcherType::Data => &[WatchKind::Data],
+            WatcherType::Persistent => &[WatchKind::Persistent],
+            WatcherType::PersistentRecursive => &[WatchKind::Recursive],
+            WatcherType::Any => Watches::kinds(),
+        };
+        let mut found = false;
+        for k in kinds {
+            if self.watches.has(conn, *k, path) {
+                found = true;
+                if remove {
+                    self.watches.remove(conn, *k, path);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// setWatches on reconnect: re-registers, or fires at once what changed since `relative_zxid`.
+    fn set_watches(&mut self, conn: ConnId, sw: &SetWatches2) {
+        let rel = sw.relative_zxid;
+        let mut fire = Vec::new();
+        for p in &sw.data_watches {
+            match self.tree.exists(p) {
+                None => fire.push((p.clone(), EventType::NodeDeleted)),
+                Some(s) if s.mzxid > rel => fire.push((p.clone(), EventType::NodeDataChanged)),
+                Some(_) => self.watches.add(conn, WatchKind::Data, p),
+            }
+        }
+        for p in &sw.exist_watches {
+            match self.tree.exists(p) {
+                Some(_) => fire.push((p.clone(), EventType::NodeCreated)),
+                None => self.watches.add(conn, WatchKind::Data, p),
+            }
+        }
+        for p in &sw.child_watches {
+            match self.tree.exists(p) {
+                None => fire.push((p.clone(), EventType::NodeDeleted)),
+                Some(s) if s.pzxid > rel => fire.push((p.clone(), EventType::NodeChildrenChanged)),
+                Some(_) => self.watches.add(conn, WatchKind::Child, p),
+            }
+        }
+        for p in &sw.persistent_watches {
+            self.watches.add(conn, WatchKind::Persistent, p);
+        }
+        for p in &sw.persistent_recursive_watches {
+            self.watches.add(conn, WatchKind::Recursive, p);
+        }
+        for (p, ev) in fire {
+            self.notify(conn, -1, &p, ev);
+        }
+    }
+
+    fn notify(&mut self, conn: ConnId, zxid: i64, path: &str, ev: EventType) {
+        let h = ReplyHeader { xid: xid::NOTIFICATION, zxid, err: 0 };
+        let e = WatcherEvent { kind: ev.code(), state: KeeperState::SyncConnected.code(), path: path.to_owned() };
+        self.send(conn, frame(&h, &e.to_bytes()));
+    }
+
+    /// Applies every pending entry up to `upto`, in order, and answers for each.
+    fn committed(&mut self, upto: u64) {
+        while self.pending.front().is_some_and(|p| p.index <= upto) {
+            let Some(p) = self.pending.pop_front() else { break };
+            let out = self.tree.apply(p.index, &p.txn);
+            self.after_apply(p, out);
+        }
+        self.maybe_snapshot();
+    }
+
+    fn after_apply(&mut self, p: Pending, out: Outcome) {
+        let zxid = p.index as i64;
+        for (path, ev) in &out.events {
+            for conn in self.watches.trigger(path, *ev) {
+                self.notify(conn, zxid, path, *ev);
+            }
+        }
+        if let Some(sid) = out.created_session {
+            let timeout = match &p.txn.kind {
+                TxnKind::CreateSession { timeout_ms, .. } => *timeout_ms,
+                _ => 0,
+            };
+            let conn = match p.origin {
+                Origin::Connect { conn } => Some(conn),
+                _ => None,
+            };
+            let conn = conn.filter(|c| self.conns.contains_key(c));
+            self.live.insert(
+                sid,
+                Live {
+                    last_heard: Instant::now(),
+                    timeout: Duration::from_millis(timeout as u64),
+                    conn,
+                    closing: false,
+                },
+            );
+            if let Some(conn) = conn {
+                let passwd = self.tree.sessions().get(&sid).map(|s| s.passwd.clone());
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session = sid;
+                    let resp = ConnectResponse {
+                        protocol_version: 0,
+                        timeout_ms: timeout,
+                        session_id: sid,
+                        passwd,
+                        read_only: false,
+                    };
+                    let mut w = Writer::framed();
+                    resp.encode(&mut w);
+                    let _ = c.out.send(Out::Frame(w.into_frame()));
+                }
+            }
+            return;
+        }
+        if let Origin::Request { conn, xid, permit } = p.origin {
+            let reply = frame(&ReplyHeader { xid, zxid, err: out.err }, &out.body);
+            self.send(conn, reply);
+            drop(permit);
+            self.drain_queue(conn, p.index);
+        }
+        if let Some(sid) = out.closed_session {
+            if let Some(l) = self.live.remove(&sid) {
+                if let Some(conn) = l.conn {
+                    self.close_conn(conn);
+                }
+            }
+            tracing::debug!("session 0x{sid:x} closed");
+        }
+    }
+
+    /// After write `index` of `conn` is answered, answers the reads that waited behind it.
+    fn drain_queue(&mut self, conn: ConnId, index: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        match c.queue.front() {
+            Some(Queued::Write(i)) if *i == index => {
+                c.queue.pop_front();
+            }
+            _ => {
+                debug_assert!(false, "write {index} answered out of order");
+                return;
+            }
+        }
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            match c.queue.front() {
+                Some(Queued::Read(_)) => {
+                    if let Some(Queued::Read(r)) = c.queue.pop_front() {
+                        self.read(conn, r);
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn expire_sessions(&mut self) {
+        let now = Instant::now();
+        let due: Vec<i64> = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.closing && now.duration_since(l.last_heard) > l.timeout)
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in due {
+            tracing::info!("expiring session 0x{sid:x}");
+            if let Some(l) = self.live.get_mut(&sid) {
+                l.closing = true;
+            }
+            let txn = Txn { time_ms: now_ms(), session: sid, auth: vec![], kind: TxnKind::CloseSession };
+            self.propose(txn, Origin::Housekeeping);
+        }
+    }
+
+    fn reap(&mut self) {
+        let now = now_ms();
+        for path in self.tree.reap_candidates(now) {
+            if self.pending.iter().any(|p| matches!(&p.txn.kind, TxnKind::Reap { path: q } if *q == path)) {
+                continue;
+            }
+            let txn = Txn { time_ms: now, session: 0, auth: vec![], kind: TxnKind::Reap { path } };
+            self.propose(txn, Origin::Housekeeping);
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let applied = self.tree.last_zxid() as u64;
+        if self.snapshot_running || applied < self.last_snapshot + self.cfg.snap_count {
+            return;
+        }
+        self.snapshot_running = true;
+        let state = self.tree.serialize();
+        let dir = self.cfg.data_dir.clone();
+        let log = self.log.clone();
+        let tx = self.self_tx.clone();
+        std::thread::spawn(move || {
+            let result = crate::snapshot::write(&dir, applied, &state).and_then(|_| crate::snapshot::prune(&dir));
+            match result {
+                Ok(oldest_kept) => {
+                    let _ = log.send(LogCmd::Compact { covered: oldest_kept.unwrap_or(0) });
+                    let _ = tx.blocking_send(CoreMsg::SnapshotDone { index: applied });
+                }
+                Err(e) => {
+                    tracing::error!("snapshot at {applied} failed: {e}; the log keeps everything");
+                    let _ = tx.blocking_send(CoreMsg::SnapshotDone { index: 0 });
+                }
+            }
+        });
+    }
+
+    // ---- views for the four-letter words ------------------------------------------------------
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+    pub fn config(&self) -> &KeeperConfig {
+        &self.cfg
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    pub fn watches(&self) -> &Watches {
+        &self.watches
+    }
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+    pub fn live_sessions(&self) -> Vec<(i64, Duration)> {
+        let mut v: Vec<(i64, Duration)> = self.live.iter().map(|(s, l)| (*s, l.timeout)).collect();
+        v.sort();
+        v
+    }
+    /// One line per connection: address, session, counters, established-for.
+    pub fn connection_lines(&self) -> Vec<String> {
+        let mut ids: Vec<&ConnId> = self.conns.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let c = &self.conns[id];
+                let to = self.live.get(&c.session).map_or(0, |l| l.timeout.as_millis());
+                format!(
+                    " /{}[1](queued={},recved={},sent={},sid=0x{:x},lop=NA,est={},to={},lzxid=0x{:x})",
+                    c.addr,
+                    c.queue.len(),
+                    c.received,
+                    c.sent,
+                    c.session,
+                    c.established.elapsed().as_millis(),
+                    to,
+                    c.last_zxid
+                )
+            })
+            .collect()
+    }
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+/// Fills `buf` from the kernel's random source (session passwords).
+fn fill_random(buf: &mut [u8]) {
+    use std::io::Read;
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(buf).is_ok() {
+            return;
+        }
+    }
+    // /dev/urandom is always there on Linux; this fallback only keeps the function total.
+    let seed = now_ms() as u64 ^ std::process::id() as u64;
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (seed.rotate_left(i as u32 * 7) >> 3) as u8;
+    }
+}

@@ -1,0 +1,107 @@
+//! Snapshots of the data tree, so that restart replays only the log written since.
+//!
+//! File `snap.<index, 20 digits>`: `"HERDSNAP" | version u32 | index u64 | len u64 | state[len] |
+//! crc32c u32` (CRC over everything before it). Written to a temporary name, fsynced, renamed and
+//! the directory fsynced, so a crash leaves either the old set of snapshots or the new one.
+//! The two newest are kept: if the newest is found corrupt, the older one and the log since it
+//! still give the whole state.
+
+use crate::wal::fsync_dir;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"HERDSNAP";
+const VERSION: u32 = 1;
+pub const KEEP: usize = 2;
+
+pub fn write(dir: &Path, index: u64, state: &[u8]) -> io::Result<PathBuf> {
+    let mut b = Vec::with_capacity(state.len() + 32);
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&VERSION.to_be_bytes());
+    b.extend_from_slice(&index.to_be_bytes());
+    b.extend_from_slice(&(state.len() as u64).to_be_bytes());
+    b.extend_from_slice(state);
+    let crc = crc32c::crc32c(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    let path = dir.join(format!("snap.{index:020}"));
+    let tmp = dir.join(format!("snap.{index:020}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(&b)?;
+    f.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    fsync_dir(dir).map_err(io::Error::other)?;
+    Ok(path)
+}
+
+/// Snapshot indexes present in `dir`, newest first.
+pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut v = Vec::new();
+    if !dir.exists() {
+        return Ok(v);
+    }
+    for ent in fs::read_dir(dir)? {
+        let name = ent?.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_prefix("snap.").and_then(|n| n.parse::<u64>().ok()) {
+            v.push(n);
+        }
+    }
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(v)
+}
+
+/// Reads and verifies one snapshot: Ok(state) or Err(why).
+pub fn read(dir: &Path, index: u64) -> Result<Vec<u8>, String> {
+    let path = dir.join(format!("snap.{index:020}"));
+    let b = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if b.len() < 32 || &b[..8] != MAGIC {
+        return Err(format!("{}: not a snapshot", path.display()));
+    }
+    let (body, tail) = b.split_at(b.len() - 4);
+    let crc = u32::from_be_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    if crc32c::crc32c(body) != crc {
+        return Err(format!("{}: checksum mismatch", path.display()));
+    }
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&body[12..20]);
+    if u64::from_be_bytes(n) != index {
+        return Err(format!("{}: index does not match its name", path.display()));
+    }
+    n.copy_from_slice(&body[20..28]);
+    let len = u64::from_be_bytes(n) as usize;
+    if len != body.len() - 28 {
+        return Err(format!("{}: length mismatch", path.display()));
+    }
+    Ok(body[28..].to_vec())
+}
+
+/// Removes all but the newest [`KEEP`] snapshots; returns the oldest index kept.
+pub fn prune(dir: &Path) -> io::Result<Option<u64>> {
+    let all = list(dir)?;
+    for old in all.iter().skip(KEEP) {
+        fs::remove_file(dir.join(format!("snap.{old:020}")))?;
+    }
+    Ok(all.get(..KEEP.min(all.len())).and_then(|kept| kept.last()).copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_corrupt_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in [3u64, 7, 9] {
+            write(dir.path(), i, format!("state {i}").as_bytes()).unwrap();
+        }
+        assert_eq!(list(dir.path()).unwrap(), vec![9, 7, 3]);
+        assert_eq!(read(dir.path(), 7).unwrap(), b"state 7");
+        let p = dir.path().join(format!("snap.{:020}", 9));
+        let mut b = fs::read(&p).unwrap();
+        b[30] ^= 1;
+        fs::write(&p, b).unwrap();
+        assert!(read(dir.path(), 9).unwrap_err().contains("checksum"));
+        assert_eq!(prune(dir.path()).unwrap(), Some(7));
+        assert_eq!(list(dir.path()).unwrap(), vec![9, 7]);
+    }
+}

@@ -1,0 +1,182 @@
+use super::*;
+use keeper_proto::{MultiHeader, PathWatchRequest};
+
+fn anyone() -> Vec<Acl> {
+    open_acl()
+}
+
+struct T {
+    tree: DataTree,
+    index: u64,
+}
+
+impl T {
+    fn new() -> T {
+        let mut tree = DataTree::new(1);
+        tree.extended_types = true;
+        T { tree, index: 0 }
+    }
+    fn txn(&mut self, session: i64, kind: TxnKind) -> Outcome {
+        self.index += 1;
+        let t = Txn { time_ms: 1000 + self.index as i64, session, auth: vec![], kind };
+        self.tree.apply(self.index, &t)
+    }
+    fn req(&mut self, session: i64, r: Request) -> Outcome {
+        let (op, body) = encode(&r);
+        self.txn(session, TxnKind::Request { op, body })
+    }
+    fn create(&mut self, session: i64, p: &str, flags: i32) -> Outcome {
+        self.req(
+            session,
+            Request::Create(CreateRequest { path: p.into(), data: Some(b"d".to_vec()), acl: anyone(), flags }),
+        )
+    }
+}
+
+fn encode(r: &Request) -> (i32, Vec<u8>) {
+    let mut w = Writer::new();
+    match r {
+        Request::Create(c) => c.encode(&mut w),
+        Request::Delete(d) => d.encode(&mut w),
+        Request::SetData(s) => s.encode(&mut w),
+        Request::Check(c) => c.encode(&mut w),
+        Request::Multi(ops) => {
+            for op in ops {
+                MultiHeader { op: op.op().code(), done: false, err: -1 }.encode(&mut w);
+                let (_, b) = encode(op);
+                w.buf.extend_from_slice(&b);
+            }
+            MultiHeader::end().encode(&mut w);
+        }
+        _ => unreachable!(),
+    }
+    (r.op().code(), w.buf)
+}
+
+fn created_path(o: &Outcome) -> String {
+    assert_eq!(o.err, 0);
+    CreateResponse::from_bytes(&o.body).unwrap().path
+}
+
+#[test]
+fn sequential_names_use_parent_cversion_and_stats_follow_zookeeper() {
+    let mut t = T::new();
+    t.create(0, "/q", 0);
+    assert_eq!(created_path(&t.create(0, "/q/n-", 2)), "/q/n-0000000000");
+    t.create(0, "/q/x", 0);
+    t.req(0, Request::Delete(DeleteRequest { path: "/q/x".into(), version: -1 }));
+    // create and delete each bump cversion: the next sequence number is 3.
+    assert_eq!(created_path(&t.create(0, "/q/n-", 2)), "/q/n-0000000003");
+    let q = t.tree.exists("/q").unwrap();
+    assert_eq!(q.cversion, 4);
+    assert_eq!(q.num_children, 2);
+    assert_eq!(q.pzxid, t.index as i64);
+    assert_eq!(q.czxid, 1);
+    assert_eq!(q.mzxid, 1);
+}
+
+#[test]
+fn errors_in_zookeeper_order() {
+    let mut t = T::new();
+    assert_eq!(t.create(0, "/a/b", 0).err, ErrorCode::NoNode.code());
+    assert_eq!(t.create(0, "bad", 0).err, ErrorCode::BadArguments.code());
+    t.create(0, "/a", 0);
+    assert_eq!(t.create(0, "/a", 0).err, ErrorCode::NodeExists.code());
+    t.create(7, "/e", 1);
+    assert_eq!(t.create(0, "/e/c", 0).err, ErrorCode::NoChildrenForEphemerals.code());
+    t.create(0, "/a/c", 0);
+    let del = |v| Request::Delete(DeleteRequest { path: "/a".into(), version: v });
+    assert_eq!(t.req(0, del(5)).err, ErrorCode::BadVersion.code());
+    assert_eq!(t.req(0, del(-1)).err, ErrorCode::NotEmpty.code());
+    assert_eq!(t.req(0, Request::Delete(DeleteRequest { path: "/zookeeper".into(), version: -1 })).err, -8);
+    let set = Request::SetData(SetDataRequest { path: "/a".into(), data: None, version: 0 });
+    assert_eq!(t.req(0, set.clone()).err, 0);
+    assert_eq!(t.req(0, set).err, ErrorCode::BadVersion.code());
+    // A failed write still consumes its zxid, as in ZooKeeper.
+    assert_eq!(t.tree.last_zxid(), t.index as i64);
+}
+
+#[test]
+fn failed_multi_changes_nothing_and_reports_each_op() {
+    let mut t = T::new();
+    t.create(0, "/m", 0);
+    let before = t.tree.serialize();
+    let ops = vec![
+        Request::Create(CreateRequest { path: "/m/a".into(), data: None, acl: anyone(), flags: 0 }),
+        Request::SetData(SetDataRequest { path: "/m".into(), data: Some(vec![1]), version: -1 }),
+        Request::Check(CheckVersionRequest { path: "/m".into(), version: 9 }),
+        Request::Delete(DeleteRequest { path: "/m/a".into(), version: -1 }),
+    ];
+    let o = t.req(0, Request::Multi(ops.clone()));
+    assert!(o.events.is_empty());
+    let mut r = Reader::new(&o.body);
+    let mut codes = vec![];
+    loop {
+        let h = MultiHeader::decode(&mut r).unwrap();
+        if h.done {
+            break;
+        }
+        assert_eq!(h.op, -1);
+        codes.push(ErrorResponse::decode(&mut r).unwrap().err);
+    }
+    assert_eq!(codes, vec![0, 0, -103, -2]);
+    // Only last_zxid moved.
+    let after = t.tree.serialize();
+    assert_eq!(before[8..], after[8..]);
+
+    let mut ok = ops;
+    ok[2] = Request::Check(CheckVersionRequest { path: "/m".into(), version: 1 });
+    let o = t.req(0, Request::Multi(ok));
+    assert!(t.tree.exists("/m/a").is_none());
+    assert_eq!(t.tree.exists("/m").unwrap().version, 1);
+    assert_eq!(o.events.len(), 5);
+}
+
+#[test]
+fn closing_a_session_deletes_its_ephemerals() {
+    let mut t = T::new();
+    let o = t.txn(0, TxnKind::CreateSession { timeout_ms: 4000, passwd: vec![1; 16] });
+    let sid = o.created_session.unwrap();
+    assert_eq!(sid >> 56, 1);
+    t.create(sid, "/e1", 1);
+    t.create(sid, "/e2", 3);
+    assert_eq!(t.tree.session_ephemerals(sid, "/").len(), 2);
+    let o = t.txn(sid, TxnKind::CloseSession);
+    assert_eq!(o.closed_session, Some(sid));
+    assert!(t.tree.exists("/e1").is_none());
+    assert!(t.tree.sessions().is_empty());
+    assert!(o.events.contains(&("/e1".to_string(), EventType::NodeDeleted)));
+}
+
+#[test]
+fn containers_and_ttls_are_reaped_only_when_due() {
+    let mut t = T::new();
+    t.req(0, Request::Create(CreateRequest { path: "/c".into(), data: None, acl: anyone(), flags: 4 }));
+    assert!(t.tree.reap_candidates(i64::MAX).is_empty(), "a never-used container stays");
+    t.create(0, "/c/x", 0);
+    t.req(0, Request::Delete(DeleteRequest { path: "/c/x".into(), version: -1 }));
+    assert_eq!(t.tree.reap_candidates(0), vec!["/c".to_string()]);
+    t.txn(0, TxnKind::Reap { path: "/c".into() });
+    assert!(t.tree.exists("/c").is_none());
+    let ttl = CreateTtlRequest { path: "/t".into(), data: None, acl: anyone(), flags: 5, ttl: 100 };
+    let mut w = Writer::new();
+    ttl.encode(&mut w);
+    assert_eq!(t.txn(0, TxnKind::Request { op: 21, body: w.buf }).err, 0);
+    let mtime = t.tree.exists("/t").unwrap().mtime;
+    assert!(t.tree.reap_candidates(mtime + 50).is_empty());
+    assert_eq!(t.tree.reap_candidates(mtime + 101), vec!["/t".to_string()]);
+}
+
+#[test]
+fn snapshot_round_trip() {
+    let mut t = T::new();
+    t.txn(0, TxnKind::CreateSession { timeout_ms: 4000, passwd: vec![1; 16] });
+    t.create(0, "/a", 0);
+    t.create(0, "/a/b", 2);
+    let s = t.tree.serialize();
+    let back = DataTree::deserialize(1, &s).unwrap();
+    assert_eq!(back.serialize(), s);
+    assert_eq!(back.get_children("/a", &[]).unwrap().0, vec!["b0000000000".to_string()]);
+    assert!(DataTree::deserialize(1, &s[..s.len() - 1]).is_err());
+    let _ = PathWatchRequest::default();
+}

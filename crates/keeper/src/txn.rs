@@ -1,0 +1,90 @@
+//! What the keeper's log holds: one [`Txn`] per entry. Applying the same entries in the same
+//! order always gives the same tree, so every input that could differ between runs (the time,
+//! the session's identities, a new session's password) is in the entry itself.
+
+use keeper_proto::{DecodeError, Id, Jute, Reader, Writer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    /// Wall-clock milliseconds at proposal; only for ctime/mtime and TTL expiry, never for ordering.
+    pub time_ms: i64,
+    /// The session the change is made for (0 for the server's own housekeeping).
+    pub session: i64,
+    /// The session's authenticated ids when it was proposed; ACLs are checked against these.
+    pub auth: Vec<Id>,
+    pub kind: TxnKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnKind {
+    /// Opens a session; its id is derived from the entry's index.
+    CreateSession { timeout_ms: i32, passwd: Vec<u8> },
+    /// Closes `Txn::session`, by the client's request or by expiry.
+    CloseSession,
+    /// A client's write request, as its opcode and jute body.
+    Request { op: i32, body: Vec<u8> },
+    /// Deletes an empty container or an expired TTL node, if it still qualifies when applied.
+    Reap { path: String },
+}
+
+impl Txn {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.i64(self.time_ms);
+        w.i64(self.session);
+        self.auth.encode(&mut w);
+        match &self.kind {
+            TxnKind::CreateSession { timeout_ms, passwd } => {
+                w.i32(1);
+                w.i32(*timeout_ms);
+                w.buffer(Some(passwd));
+            }
+            TxnKind::CloseSession => w.i32(2),
+            TxnKind::Request { op, body } => {
+                w.i32(3);
+                w.i32(*op);
+                w.buffer(Some(body));
+            }
+            TxnKind::Reap { path } => {
+                w.i32(4);
+                w.ustring(path);
+            }
+        }
+        w.buf
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Txn, DecodeError> {
+        let mut r = Reader::new(b);
+        let time_ms = r.i64()?;
+        let session = r.i64()?;
+        let auth = Vec::<Id>::decode(&mut r)?;
+        let kind = match r.i32()? {
+            1 => TxnKind::CreateSession { timeout_ms: r.i32()?, passwd: r.buffer()?.unwrap_or_default() },
+            2 => TxnKind::CloseSession,
+            3 => TxnKind::Request { op: r.i32()?, body: r.buffer()?.unwrap_or_default() },
+            4 => TxnKind::Reap { path: String::decode(&mut r)? },
+            n => return Err(DecodeError::BadValue { what: "txn kind", value: n as i64 }),
+        };
+        r.finish()?;
+        Ok(Txn { time_ms, session, auth, kind })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let auth = vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }];
+        for kind in [
+            TxnKind::CreateSession { timeout_ms: 4000, passwd: vec![7; 16] },
+            TxnKind::CloseSession,
+            TxnKind::Request { op: 1, body: vec![1, 2, 3] },
+            TxnKind::Reap { path: "/c".into() },
+        ] {
+            let t = Txn { time_ms: 12, session: 34, auth: auth.clone(), kind };
+            assert_eq!(Txn::decode(&t.encode()).unwrap(), t);
+        }
+    }
+}
