@@ -200,7 +200,7 @@ def main():
                     help="rewrite the known-failures file from this run "
                          "(keeps reasons; new entries get 'TODO')")
     ap.add_argument("--known-failures", default=DEFAULT_KNOWN, metavar="FILE")
-    ap.add_argument("--timeout", type=int, default=120,
+    ap.add_argument("--timeout", type=int, default=60,
                     help="per-test timeout in seconds (pytest-timeout); "
                          "default %(default)s")
     ap.add_argument("--herd-bin", metavar="PATH",

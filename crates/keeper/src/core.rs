@@ -328,10 +328,11 @@ impl KeeperCore {
             let _ = c.out.send(Out::Close);
             return;
         }
+        // As ZooKeeper does, a resumed session takes the timeout negotiated on this connect.
         let s = &self.tree.sessions()[&sid];
         let resp = ConnectResponse {
             protocol_version: 0,
-            timeout_ms: s.timeout_ms,
+            timeout_ms: timeout as i32,
             session_id: sid,
             passwd: Some(s.passwd.clone()),
             read_only: false,
@@ -349,6 +350,7 @@ impl KeeperCore {
         if let Some(l) = self.live.get_mut(&sid) {
             l.conn = Some(conn);
             l.last_heard = Instant::now();
+            l.timeout = Duration::from_millis(timeout);
         }
     }
 
@@ -430,11 +432,12 @@ impl KeeperCore {
             match &r.req {
                 Request::Ping => xid = xid::PING,
                 Request::Exists(PathWatchRequest { path, watch }) => {
-                    let stat = self.tree.exists(path);
-                    if *watch {
+                    let stat = self.tree.exists_checked(path, &ids);
+                    // A watch is left even when the node is absent: it fires on creation.
+                    if *watch && !matches!(stat, Err(ErrorCode::BadArguments | ErrorCode::NoAuth)) {
                         self.watches.add(conn, WatchKind::Data, path);
                     }
-                    StatResponse { stat: stat.ok_or(ErrorCode::NoNode)? }.encode(&mut w);
+                    StatResponse { stat: stat? }.encode(&mut w);
                 }
                 Request::GetData(PathWatchRequest { path, watch }) => {
                     let (data, stat) = self.tree.get_data(path, &ids)?;
@@ -461,7 +464,7 @@ impl KeeperCore {
                 }
                 Request::Sync(PathRequest { path }) => SyncResponse { path: path.clone() }.encode(&mut w),
                 Request::GetAllChildrenNumber(PathRequest { path }) => {
-                    GetAllChildrenNumberResponse { total: self.tree.all_children_number(path)? }.encode(&mut w)
+                    GetAllChildrenNumberResponse { total: self.tree.all_children_number(path, &ids)? }.encode(&mut w)
                 }
                 Request::GetEphemerals(PathRequest { path }) => {
                     GetEphemeralsResponse { ephemerals: self.tree.session_ephemerals(sid, path) }.encode(&mut w)
@@ -483,6 +486,7 @@ impl KeeperCore {
                         _ => return Err(ErrorCode::BadArguments),
                     };
                     self.watches.add(conn, kind, path);
+                    ErrorResponse { err: 0 }.encode(&mut w);
                 }
                 Request::CheckWatches(WatchesRequest { path, kind }) => {
                     if !self.matching_watches(conn, path, *kind, false)? {
@@ -541,9 +545,11 @@ impl KeeperCore {
     /// checkWatches/removeWatches: whether the connection has a watch of `kind` on `path`.
     fn matching_watches(&mut self, conn: ConnId, path: &str, kind: i32, remove: bool) -> Result<bool, ErrorCode> {
         let kind = WatcherType::try_from(kind).map_err(|_| ErrorCode::BadArguments)?;
+        // ZooKeeper keeps persistent watches in both its data and child tables, so a Data or
+        // Children request finds (and removes) them too.
         let kinds: &[WatchKind] = match kind {
-            WatcherType::Children => &[WatchKind::Child],
-            WatcherType::Data => &[WatchKind::Data],
+            WatcherType::Children => &[WatchKind::Child, WatchKind::Persistent, WatchKind::Recursive],
+            WatcherType::Data => &[WatchKind::Data, WatchKind::Persistent, WatchKind::Recursive],
             WatcherType::Persistent => &[WatchKind::Persistent],
             WatcherType::PersistentRecursive => &[WatchKind::Recursive],
             WatcherType::Any => Watches::kinds(),

@@ -192,6 +192,19 @@ impl DataTree {
         self.nodes.get(p).map(Self::stat_of)
     }
 
+    /// exists as a client asks it: NUL in the path is refused, and (as in 3.8.6) an existing
+    /// node needs READ.
+    pub fn exists_checked(&self, p: &str, ids: &[Id]) -> OpResult<Stat> {
+        if p.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let n = self.nodes.get(p).ok_or(ErrorCode::NoNode)?;
+        if !acl::allowed(&n.acl, ids, Perms::READ) {
+            return Err(ErrorCode::NoAuth);
+        }
+        Ok(Self::stat_of(n))
+    }
+
     pub fn get_data(&self, p: &str, ids: &[Id]) -> OpResult<(Option<Vec<u8>>, Stat)> {
         let n = self.nodes.get(p).ok_or(ErrorCode::NoNode)?;
         if !acl::allowed(&n.acl, ids, Perms::READ) {
@@ -224,8 +237,11 @@ impl DataTree {
         Ok((out, Self::stat_of(n)))
     }
 
-    pub fn all_children_number(&self, p: &str) -> OpResult<i32> {
+    pub fn all_children_number(&self, p: &str, ids: &[Id]) -> OpResult<i32> {
         let n = self.nodes.get(p).ok_or(ErrorCode::NoNode)?;
+        if !acl::allowed(&n.acl, ids, Perms::READ) {
+            return Err(ErrorCode::NoAuth);
+        }
         let mut count = 0i32;
         let mut stack: Vec<String> = n.children.iter().map(|c| path::join(p, c)).collect();
         while let Some(c) = stack.pop() {
@@ -410,15 +426,15 @@ impl DataTree {
         } else if ttl >= 0 {
             return Err(ErrorCode::BadArguments);
         }
-        if mode.is_sequential() {
-            valid(&format!("{}1", c.path))?;
-        } else {
-            valid(&c.path)?;
+        // ZooKeeper's validatePathForCreate: only the slash and NUL here; the full check comes
+        // after the sequence suffix is known.
+        if !c.path.contains('/') || c.path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
         }
-        if c.path == "/" {
-            return Err(ErrorCode::NodeExists);
-        }
-        let parent_path = path::parent(&c.path).to_owned();
+        let parent_path = match c.path.rfind('/') {
+            Some(0) | None => "/".to_owned(),
+            Some(i) => c.path[..i].to_owned(),
+        };
         let acl = acl::fixup(&c.acl, &txn.auth)?;
         let parent = self.nodes.get(&parent_path).ok_or(ErrorCode::NoNode)?;
         if !acl::allowed(&parent.acl, &txn.auth, Perms::CREATE) {
@@ -429,7 +445,7 @@ impl DataTree {
             p.push_str(&format!("{:010}", parent.stat.cversion));
         }
         valid(&p)?;
-        if self.nodes.contains_key(&p) {
+        if p == "/" || self.nodes.contains_key(&p) {
             return Err(ErrorCode::NodeExists);
         }
         if matches!(node_kind(parent.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
@@ -484,7 +500,8 @@ impl DataTree {
         self.delete_node(zxid, p)
     }
 
-    /// Removes a childless node and updates its parent; no checks beyond existence.
+    /// Removes a childless node and updates its parent; no checks beyond existence. As in
+    /// ZooKeeper 3.8, a delete moves the parent's pzxid but not its cversion.
     fn delete_node(&mut self, zxid: i64, p: &str) -> OpResult<()> {
         let parent_path = path::parent(p).to_owned();
         if !self.nodes.contains_key(p) {
@@ -494,8 +511,7 @@ impl DataTree {
         self.touch(p);
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::name(p));
-            parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
-            parent.stat.pzxid = zxid;
+            parent.stat.pzxid = parent.stat.pzxid.max(zxid);
         }
         self.replace_node(p, None);
         self.events.push((p.to_owned(), EventType::NodeDeleted));
