@@ -12,8 +12,12 @@ Typical use (stdlib only; the pytest run itself uses the venv's python):
     python3 tests/kazoo/run.py                  # full run, gate on the list
     python3 tests/kazoo/run.py --only test_lock # pytest -k passthrough
     python3 tests/kazoo/run.py --update         # rewrite known_failures.txt
-    python3 tests/kazoo/run.py --real-zookeeper --known-failures /dev/null
-                                                # baseline vs Debian's ZK
+    python3 tests/kazoo/run.py --real-zookeeper # same, vs Debian's ZooKeeper
+                                                # (apt-get install zookeeper)
+    python3 tests/kazoo/run.py --real-zookeeper --cluster-size 3 \
+        --known-failures /dev/null              # upstream-style 3-node baseline
+    HERD_BIN=tests/kazoo/zk-as-herd python3 tests/kazoo/run.py
+                                                # shim pipeline, real ZK behind
 
 Exit status: 0 when every failing test is listed in known_failures.txt and no
 listed test passed; 1 when a test failed that is not listed, or a listed test
@@ -26,7 +30,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 
@@ -52,6 +55,13 @@ DEBIAN_ZK_CLASSPATH = ":".join(
 )
 
 STATUS_RANK = {"passed": 0, "skipped": 1, "failed": 2}
+
+
+def shown(path):
+    """Path relative to the repo when inside it, else absolute."""
+    path = os.path.abspath(path)
+    rel = os.path.relpath(path, REPO)
+    return path if rel.startswith("..") else rel
 
 
 def log(msg=""):
@@ -312,11 +322,10 @@ def main():
     log("log: %s" % pytest_log)
 
     started = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix="kazoo-run-")
     # Own process group, so any server the harness leaves behind (e.g. after
     # a crash) can be ended afterwards without touching anything else.
     proc = subprocess.Popen(
-        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
+        cmd, cwd=site_packages, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -334,7 +343,6 @@ def main():
             os.killpg(proc.pid, signal.SIGTERM)  # leftovers of this run only
         except (ProcessLookupError, PermissionError):
             pass
-        shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
 
     log("")
@@ -363,13 +371,13 @@ def main():
     if unexpected:
         log("")
         log("UNEXPECTED FAILURES (%d) - not in %s:"
-            % (len(unexpected), os.path.relpath(args.known_failures)))
+            % (len(unexpected), shown(args.known_failures)))
         for t in unexpected:
             log("  %s  # %s" % (t, results[t][1][:150]))
     if fixed:
         log("")
         log("NOW PASSING BUT LISTED (%d) - remove from %s:"
-            % (len(fixed), os.path.relpath(args.known_failures)))
+            % (len(fixed), shown(args.known_failures)))
         for t in fixed:
             log("  %s  # %s" % (t, known[t]))
     if listed_not_run and not args.only:

@@ -81,12 +81,7 @@ fn test(args: &[String]) -> Result<()> {
 
     if !skip_kazoo {
         let herd = root.join("target/debug/herd");
-        run(Command::new(&python)
-            .current_dir(&root)
-            .arg("tests/kazoo/run.py")
-            .arg("--python")
-            .arg(&python)
-            .env("HERD_BIN", &herd))?;
+        run(Command::new(&python).current_dir(&root).arg("tests/kazoo/run.py").arg("--herd-bin").arg(&herd))?;
         eprintln!("xtask: kazoo suite matched its known-failures list after {:?}", t0.elapsed());
     }
     eprintln!("xtask: all tests passed in {:?}", t0.elapsed());

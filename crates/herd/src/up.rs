@@ -61,7 +61,16 @@ impl Supervised {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
-        let mut child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        // SAFETY: prctl is async-signal-safe; it asks the kernel to SIGTERM the child if this
+        // supervisor dies, even by kill -9, so no daemon outlives its supervisor.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(log)
