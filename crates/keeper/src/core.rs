@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
 
 /// What the core sends a connection's writer task.
 #[derive(Debug)]
@@ -28,6 +29,37 @@ pub enum Out {
     Frame(Vec<u8>),
     /// Flush what is queued, then close the socket.
     Close,
+}
+
+/// Frames queued for one connection's writer before the core gives up on that client.
+pub const OUTBOUND_FRAMES_MAX: usize = 16_384;
+
+/// The core's handle on a connection's writer. Bounded, and it never blocks the core: a client
+/// too slow to take its replies and events is disconnected (it reconnects and re-registers its
+/// watches) instead of growing the server's memory.
+#[derive(Clone)]
+pub struct ConnOut {
+    tx: mpsc::Sender<Out>,
+    stop: CancellationToken,
+}
+
+impl ConnOut {
+    pub fn new(tx: mpsc::Sender<Out>, stop: CancellationToken) -> Self {
+        ConnOut { tx, stop }
+    }
+
+    fn send(&self, frame: Vec<u8>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Out::Frame(frame)) {
+            tracing::warn!("client is not reading its replies ({OUTBOUND_FRAMES_MAX} queued); disconnecting it");
+            self.stop.cancel();
+        }
+    }
+
+    fn close(&self) {
+        if self.tx.try_send(Out::Close).is_err() {
+            self.stop.cancel();
+        }
+    }
 }
 
 /// A request from a connection: decoded for dispatch, raw body kept for the log.
@@ -44,7 +76,7 @@ pub enum CoreMsg {
         conn: ConnId,
         addr: SocketAddr,
         req: ConnectRequest,
-        out: mpsc::UnboundedSender<Out>,
+        out: ConnOut,
     },
     Request {
         conn: ConnId,
@@ -78,7 +110,7 @@ pub enum LogCmd {
 
 struct Conn {
     addr: SocketAddr,
-    out: mpsc::UnboundedSender<Out>,
+    out: ConnOut,
     session: i64,
     auth: Vec<Id>,
     /// This connection's requests in order: writes in flight and the reads waiting behind them.
@@ -241,13 +273,13 @@ impl KeeperCore {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sent += 1;
             self.counters.sent += 1;
-            let _ = c.out.send(Out::Frame(frame));
+            c.out.send(frame);
         }
     }
 
     fn close_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.out.send(Out::Close);
+            c.out.close();
             if let Some(l) = self.live.get_mut(&c.session) {
                 if l.conn == Some(conn) {
                     l.conn = None;
@@ -270,7 +302,7 @@ impl KeeperCore {
         self.watches.remove_conn(conn);
     }
 
-    fn connect(&mut self, conn: ConnId, addr: SocketAddr, req: ConnectRequest, out: mpsc::UnboundedSender<Out>) {
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr, req: ConnectRequest, out: ConnOut) {
         let mut c = Conn {
             addr,
             out,
@@ -290,7 +322,7 @@ impl KeeperCore {
                 req.last_zxid_seen,
                 self.tree.last_zxid()
             );
-            let _ = c.out.send(Out::Close);
+            c.out.close();
             return;
         }
         let timeout = (req.timeout_ms.max(0) as u64)
@@ -324,8 +356,8 @@ impl KeeperCore {
             };
             let mut w = Writer::framed();
             resp.encode(&mut w);
-            let _ = c.out.send(Out::Frame(w.into_frame()));
-            let _ = c.out.send(Out::Close);
+            c.out.send(w.into_frame());
+            c.out.close();
             return;
         }
         // As ZooKeeper does, a resumed session takes the timeout negotiated on this connect.
@@ -345,7 +377,7 @@ impl KeeperCore {
         c.session = sid;
         let mut w = Writer::framed();
         resp.encode(&mut w);
-        let _ = c.out.send(Out::Frame(w.into_frame()));
+        c.out.send(w.into_frame());
         self.conns.insert(conn, c);
         if let Some(l) = self.live.get_mut(&sid) {
             l.conn = Some(conn);
@@ -656,7 +688,7 @@ impl KeeperCore {
                     };
                     let mut w = Writer::framed();
                     resp.encode(&mut w);
-                    let _ = c.out.send(Out::Frame(w.into_frame()));
+                    c.out.send(w.into_frame());
                 }
             }
             return;

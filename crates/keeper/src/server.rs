@@ -7,7 +7,7 @@
 //! closes that connection only.
 
 use crate::config::KeeperConfig;
-use crate::core::{ClientRequest, CoreMsg, KeeperCore, LogCmd, Out};
+use crate::core::{ClientRequest, ConnOut, CoreMsg, KeeperCore, LogCmd, Out, OUTBOUND_FRAMES_MAX};
 use crate::tree::DataTree;
 use crate::txn::Txn;
 use crate::wal::Wal;
@@ -297,10 +297,11 @@ async fn serve(
         .await?
         .ok_or_else(|| invalid("eof in connect request".into()))?;
     let req = ConnectRequest::from_bytes(&body).map_err(|e| invalid(format!("bad connect request: {e}")))?;
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_FRAMES_MAX);
     let stop = shutdown.child_token();
     let writer = tokio::spawn(write_loop(wr, out_rx, stop.clone()));
-    if core.send(CoreMsg::Connect { conn, addr, req, out: out_tx }).await.is_err() {
+    let out = ConnOut::new(out_tx, stop.clone());
+    if core.send(CoreMsg::Connect { conn, addr, req, out }).await.is_err() {
         return Ok(());
     }
     let permits = Arc::new(Semaphore::new(cfg.max_outstanding_per_conn));
@@ -335,11 +336,7 @@ async fn serve(
     result
 }
 
-async fn write_loop(
-    wr: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    stop: CancellationToken,
-) {
+async fn write_loop(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Out>, stop: CancellationToken) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     'outer: loop {
         let first = tokio::select! {
