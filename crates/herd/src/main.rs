@@ -1,5 +1,6 @@
 //! `herd`: one binary, one subcommand per role, plus client commands.
 
+mod bench;
 mod up;
 mod zk;
 
@@ -25,6 +26,15 @@ enum Cmd {
     Up(up::UpArgs),
     /// ZooKeeper client commands against any keeper or ZooKeeper server.
     Zk(zk::ZkArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Load any ZooKeeper-protocol server with pipelined sessions; prints one JSON line.
+    Keeper(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -130,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 match cmd {
                     Cmd::Keeper(a) => run_keeper(a).await,
                     Cmd::Up(a) => up::run(a).await,
+                    Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Zk(_) => unreachable!(),
                 }
             })
