@@ -277,19 +277,15 @@ impl KeeperCore {
         }
     }
 
+    /// Closes a connection from the server's side (its queued frames are flushed first).
     fn close_conn(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
+        if let Some(c) = self.conns.get(&conn) {
             c.out.close();
-            if let Some(l) = self.live.get_mut(&c.session) {
-                if l.conn == Some(conn) {
-                    l.conn = None;
-                    l.last_heard = Instant::now();
-                }
-            }
         }
-        self.watches.remove_conn(conn);
+        self.drop_conn(conn);
     }
 
+    /// Forgets a connection: its watches go, and its session (if any) starts counting down.
     fn drop_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             if let Some(l) = self.live.get_mut(&c.session) {
