@@ -65,13 +65,21 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
                 }
             }
             "world" if a.id.id == "anyone" => push(a.clone()),
-            "digest" if a.id.id.split(':').count() == 2 => push(a.clone()),
+            "digest" if digest_id_valid(&a.id.id) => push(a.clone()),
             "ip" if ip_valid(&a.id.id) => push(a.clone()),
-            "super" => push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
     Ok(out)
+}
+
+/// Java's `id.split(":").length == 2`: trailing empty parts do not count.
+fn digest_id_valid(id: &str) -> bool {
+    let mut parts: Vec<&str> = id.split(':').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
+    parts.len() == 2
 }
 
 fn parse_cidr(spec: &str) -> Option<(IpAddr, u32)> {
@@ -145,6 +153,9 @@ mod tests {
         assert_eq!(fixup(&[acl(1, "world", "everyone")], &[]), Err(ErrorCode::InvalidAcl));
         assert_eq!(fixup(&[acl(1, "ip", "1.2.3.4/40")], &[]), Err(ErrorCode::InvalidAcl));
         assert_eq!(fixup(&[acl(1, "nope", "x")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[acl(1, "super", "")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[acl(1, "digest", "user:")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[acl(1, "digest", "a:b:c")], &[]), Err(ErrorCode::InvalidAcl));
         let twice = [acl(1, "world", "anyone"), acl(1, "world", "anyone")];
         assert_eq!(fixup(&twice, &[]).unwrap().len(), 1);
     }

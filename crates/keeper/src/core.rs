@@ -772,8 +772,10 @@ impl KeeperCore {
         std::thread::spawn(move || {
             let result = crate::snapshot::write(&dir, applied, &state).and_then(|_| crate::snapshot::prune(&dir));
             match result {
-                Ok(oldest_kept) => {
-                    let _ = log.send(LogCmd::Compact { covered: oldest_kept.unwrap_or(0) });
+                Ok(compact_to) => {
+                    if let Some(covered) = compact_to {
+                        let _ = log.send(LogCmd::Compact { covered });
+                    }
                     let _ = tx.blocking_send(CoreMsg::SnapshotDone { index: applied });
                 }
                 Err(e) => {

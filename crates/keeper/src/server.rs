@@ -48,6 +48,7 @@ pub fn recover(cfg: &KeeperConfig) -> anyhow::Result<Recovered> {
     let dir = &cfg.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
     let lock = lock_dir(dir)?;
+    snapshot::remove_partial(dir)?;
     let mut tree = None;
     let mut last_snapshot = 0;
     for index in snapshot::list(dir)? {

@@ -34,6 +34,18 @@ pub fn write(dir: &Path, index: u64, state: &[u8]) -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Removes snapshots a crash left half-written (they were never renamed into place).
+pub fn remove_partial(dir: &Path) -> io::Result<()> {
+    for ent in fs::read_dir(dir)? {
+        let ent = ent?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if name.starts_with("snap.") && name.ends_with(".tmp") {
+            fs::remove_file(ent.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Snapshot indexes present in `dir`, newest first.
 pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
     let mut v = Vec::new();
@@ -75,13 +87,15 @@ pub fn read(dir: &Path, index: u64) -> Result<Vec<u8>, String> {
     Ok(body[28..].to_vec())
 }
 
-/// Removes all but the newest [`KEEP`] snapshots; returns the oldest index kept.
+/// Removes all but the newest [`KEEP`] snapshots. Returns the index the log may be compacted
+/// up to: the oldest kept snapshot, once [`KEEP`] exist (with fewer, a corrupt snapshot would
+/// have nothing to fall back on but the whole log, so the log is kept whole).
 pub fn prune(dir: &Path) -> io::Result<Option<u64>> {
     let all = list(dir)?;
     for old in all.iter().skip(KEEP) {
         fs::remove_file(dir.join(format!("snap.{old:020}")))?;
     }
-    Ok(all.get(..KEEP.min(all.len())).and_then(|kept| kept.last()).copied())
+    Ok(if all.len() >= KEEP { Some(all[KEEP - 1]) } else { None })
 }
 
 #[cfg(test)]
@@ -102,6 +116,9 @@ mod tests {
         fs::write(&p, b).unwrap();
         assert!(read(dir.path(), 9).unwrap_err().contains("checksum"));
         assert_eq!(prune(dir.path()).unwrap(), Some(7));
+        fs::remove_file(dir.path().join(format!("snap.{:020}", 7))).unwrap();
+        assert_eq!(prune(dir.path()).unwrap(), None, "one snapshot alone never allows compaction");
+        write(dir.path(), 7, b"state 7").unwrap();
         assert_eq!(list(dir.path()).unwrap(), vec![9, 7]);
     }
 }
