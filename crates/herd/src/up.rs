@@ -62,11 +62,14 @@ impl Supervised {
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
         let mut cmd = Command::new(exe);
-        // SAFETY: prctl is async-signal-safe; it asks the kernel to SIGTERM the child if this
-        // supervisor dies, even by kill -9, so no daemon outlives its supervisor.
+        // SAFETY: prctl and setpgid are async-signal-safe. PDEATHSIG has the kernel SIGTERM the
+        // child if this supervisor dies, even by kill -9, so no daemon outlives its supervisor.
+        // Its own process group keeps a terminal's Ctrl-C away from the child: the supervisor
+        // alone decides how children stop, and never mistakes that for a crash to restart.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                libc::setpgid(0, 0);
                 Ok(())
             });
         }
@@ -169,11 +172,14 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
 }
 
 async fn supervise(dir: &Path, procs: &mut [Supervised]) -> anyhow::Result<()> {
+    // One listener for the whole run, so a signal that lands during a restart is not missed.
+    let stop = crate::stop_signal();
+    tokio::pin!(stop);
     loop {
         let p = &mut procs[0];
         let Some(child) = p.child.as_mut() else { anyhow::bail!("no child") };
         tokio::select! {
-            _ = crate::stop_signal() => {
+            _ = &mut stop => {
                 println!("stopping cluster");
                 return Ok(());
             }
