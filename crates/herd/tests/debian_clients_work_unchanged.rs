@@ -11,7 +11,8 @@ use keeper_proto::client::SyncClient;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const CLI_MT: &str = "/usr/lib/zookeeper/bin/cli_mt";
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
@@ -28,36 +29,53 @@ fn present(path: &str) -> bool {
     false
 }
 
-/// Runs an interactive client, feeding `script` lines with pauses; `during` runs after the
-/// line that starts with "#trigger" is reached (that line itself is not sent).
+/// Runs an interactive client, feeding `script` lines with pauses. A line `#trigger:NEEDLE` is
+/// not sent: it waits until the client's output contains NEEDLE (so the watch is surely set),
+/// then runs `during`; `#wait:NEEDLE` only waits.
 fn interactive(cmd: &mut Command, script: &[&str], pause: Duration, mut during: impl FnMut()) -> String {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    // cli_mt reports on stderr, zkCli.sh on both: collect both.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    // cli_mt reports on stderr, zkCli.sh on both: collect both into one buffer as they come.
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut readers = Vec::new();
+    let pipes: [Box<dyn Read + Send>; 2] =
+        [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+    for mut pipe in pipes {
+        let seen = seen.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }));
+    }
     for line in script {
         std::thread::sleep(pause);
-        if line.starts_with("#trigger") {
-            during();
+        let (wait, trigger) = match (line.strip_prefix("#trigger:"), line.strip_prefix("#wait:")) {
+            (Some(n), _) => (Some(n), true),
+            (_, Some(n)) => (Some(n), false),
+            _ => (None, false),
+        };
+        if let Some(needle) = wait {
+            let t0 = Instant::now();
+            while !seen.lock().unwrap().contains(needle) {
+                assert!(t0.elapsed() < Duration::from_secs(90), "never saw {needle:?} in {}", seen.lock().unwrap());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if trigger {
+                during();
+            }
             continue;
         }
         writeln!(stdin, "{line}").unwrap();
     }
     std::thread::sleep(pause);
     drop(stdin);
-    // Bounded: a client that hangs is killed, and the assertions below then fail.
-    for _ in 0..200 {
+    // Bounded: a client that hangs is killed, and the assertions then fail.
+    for _ in 0..400 {
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -65,7 +83,11 @@ fn interactive(cmd: &mut Command, script: &[&str], pause: Duration, mut during: 
     }
     let _ = child.kill();
     let _ = child.wait();
-    reader.join().unwrap() + &err_reader.join().unwrap()
+    for r in readers {
+        r.join().unwrap();
+    }
+    let out = seen.lock().unwrap().clone();
+    out
 }
 
 #[test]
@@ -84,7 +106,8 @@ fn c_client_cli_mt() {
         "get /c",
         "ls /c",
         "wexists /c-watched",
-        "#trigger",
+        "#trigger:Error -101 for /c-watched",
+        "#wait:CREATED_EVENT",
         "delete /c/eph",
         "delete /c",
         "exists /c",
@@ -133,8 +156,9 @@ fn java_client_zkcli() {
     let addr = k.addr;
     let mut z = SyncClient::connect(addr, 10_000, None).unwrap();
     z.create("/jw", b"v", 0).unwrap();
-    let script = ["get -w /jw", "stat -w /jw-new", "#trigger", "quit"];
-    let out = interactive(Command::new(ZKCLI).args(["-server", &server]), &script, Duration::from_millis(2500), || {
+    let script =
+        ["get -w /jw", "stat -w /jw-new", "#trigger:Node does not exist: /jw-new", "#wait:path:/jw-new", "quit"];
+    let out = interactive(Command::new(ZKCLI).args(["-server", &server]), &script, Duration::from_millis(500), || {
         z.set("/jw", b"v2", -1).unwrap();
         z.create("/jw-new", b"", 0).unwrap();
     });
