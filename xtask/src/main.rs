@@ -134,7 +134,7 @@ fn bench_keeper(args: &[String]) -> Result<()> {
 
     let herd_addr = format!("127.0.0.1:{}", free_port()?);
     let herd_dir = tmp.join("herd");
-    let _herd = Server(
+    let herd_server = Server(
         Command::new(&herd)
             .args(["keeper", "--data-dir"])
             .arg(&herd_dir)
@@ -155,7 +155,7 @@ fn bench_keeper(args: &[String]) -> Result<()> {
             zk_dir.display()
         ),
     )?;
-    let _zk = Server(
+    let zk_server = Server(
         Command::new("java")
             .args([
                 "-cp",
@@ -217,6 +217,13 @@ fn bench_keeper(args: &[String]) -> Result<()> {
             z.4
         );
     }
+    let rss = |s: &Server| -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", s.0.id())).unwrap_or_default();
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().to_owned());
+        kb.unwrap_or_else(|| "?".into())
+    };
+    println!("\npeak RSS (VmHWM): herd {}, ZooKeeper {}", rss(&herd_server), rss(&zk_server));
+    drop((herd_server, zk_server));
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }

@@ -2,11 +2,12 @@
 //!
 //! Each client opens its own session and keeps `depth` requests in flight (ZooKeeper answers a
 //! connection's requests in order, so latency is measured per request against a FIFO of send
-//! times). It runs a warm-up, then measures for a fixed time, and prints one JSON line so that
+//! times). Sessions are spread over the targets; each draws its ops from a weighted mix with a
+//! seeded generator. It runs a warm-up, then measures for a fixed time, and prints one JSON line so that
 //! `cargo xtask bench` can put several servers side by side.
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use keeper_proto::*;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,23 +17,56 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-#[derive(Clone, Copy, ValueEnum, Debug)]
+/// One kind of request in the mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BenchOp {
     /// create of a new persistent node (a logged, fsynced write)
     Create,
-    /// setData on the client's own node (a logged, fsynced write)
+    /// setData on the session's own node (a logged, fsynced write)
     Set,
-    /// getData of the client's own node (a read)
+    /// getData of the session's own node (a read)
     Get,
+    /// exists on the session's own node (a read)
+    Exists,
+    /// delete of a node this session created (a write; a create when it has none left)
+    Delete,
+}
+
+impl BenchOp {
+    fn parse(name: &str) -> anyhow::Result<BenchOp> {
+        Ok(match name {
+            "create" => BenchOp::Create,
+            "set" => BenchOp::Set,
+            "get" => BenchOp::Get,
+            "exists" => BenchOp::Exists,
+            "delete" => BenchOp::Delete,
+            _ => bail!("unknown op {name:?} (create, set, get, exists, delete)"),
+        })
+    }
+}
+
+/// `create=1,get=8`: ops with integer weights.
+fn parse_mix(s: &str) -> anyhow::Result<Vec<(BenchOp, u32)>> {
+    let mut mix = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (name, w) = part.split_once('=').unwrap_or((part, "1"));
+        let w: u32 = w.parse().with_context(|| format!("weight in {part:?}"))?;
+        mix.push((BenchOp::parse(name.trim())?, w));
+    }
+    if mix.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 {
+        bail!("--mix {s:?} has no op with a positive weight");
+    }
+    Ok(mix)
 }
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:2181")]
-    server: SocketAddr,
-    #[arg(long, value_enum, default_value = "create")]
-    op: BenchOp,
+    /// Servers, HOST:PORT[,HOST:PORT...]; sessions are spread over them round-robin.
+    #[arg(long, alias = "server", default_value = "127.0.0.1:2181", value_delimiter = ',')]
+    target: Vec<SocketAddr>,
+    /// Op mix with weights, e.g. `create=1,set=1,get=8,exists=1,delete=1`.
+    #[arg(long, default_value = "create")]
+    mix: String,
     /// Concurrent sessions.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -78,10 +112,12 @@ struct ClientResult {
 async fn client(
     id: usize,
     a: Arc<BenchArgs>,
+    mix: Arc<Vec<(BenchOp, u32)>>,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<ClientResult> {
-    let s = TcpStream::connect(a.server).await.with_context(|| format!("connecting to {}", a.server))?;
+    let server = a.target[id % a.target.len()];
+    let s = TcpStream::connect(server).await.with_context(|| format!("connecting to {server}"))?;
     s.set_nodelay(true)?;
     let (rd, mut wr) = s.into_split();
     let mut rd = BufReader::with_capacity(1 << 16, rd);
@@ -100,17 +136,37 @@ async fn client(
     wr.write_all(&frame(1, OpCode::Create, &c.to_bytes())).await?;
     let _ = read_frame(&mut rd).await?;
     let mut seq: u64 = 0;
+    let total: u64 = mix.iter().map(|(_, w)| *w as u64).sum();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    // Nodes this session created and has not deleted, oldest first.
+    let mut mine: VecDeque<String> = VecDeque::new();
     let mut next = |xid: i32| -> Vec<u8> {
-        seq += 1;
-        match a.op {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut pick = rng % total;
+        let mut op = mix[0].0;
+        for (o, w) in mix.iter() {
+            if pick < *w as u64 {
+                op = *o;
+                break;
+            }
+            pick -= *w as u64;
+        }
+        if op == BenchOp::Delete && mine.is_empty() {
+            op = BenchOp::Create;
+        }
+        match op {
             BenchOp::Create => {
-                let c = CreateRequest {
-                    path: format!("{own}-{seq}"),
-                    data: Some(data.clone()),
-                    acl: acl.clone(),
-                    flags: 0,
-                };
+                seq += 1;
+                let path = format!("{own}-{seq}");
+                mine.push_back(path.clone());
+                let c = CreateRequest { path, data: Some(data.clone()), acl: acl.clone(), flags: 0 };
                 frame(xid, OpCode::Create, &c.to_bytes())
+            }
+            BenchOp::Delete => {
+                let path = mine.pop_front().unwrap_or_default();
+                frame(xid, OpCode::Delete, &DeleteRequest { path, version: -1 }.to_bytes())
             }
             BenchOp::Set => {
                 let s = SetDataRequest { path: own.clone(), data: Some(data.clone()), version: -1 };
@@ -118,6 +174,9 @@ async fn client(
             }
             BenchOp::Get => {
                 frame(xid, OpCode::GetData, &PathWatchRequest { path: own.clone(), watch: false }.to_bytes())
+            }
+            BenchOp::Exists => {
+                frame(xid, OpCode::Exists, &PathWatchRequest { path: own.clone(), watch: false }.to_bytes())
             }
         }
     };
@@ -163,11 +222,16 @@ async fn client(
 }
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let mix = Arc::new(parse_mix(&a.mix)?);
+    if a.target.is_empty() {
+        bail!("--target names no server");
+    }
     let a = Arc::new(a);
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> =
-        (0..a.clients).map(|i| tokio::spawn(client(i, a.clone(), measuring.clone(), stop.clone()))).collect();
+    let tasks: Vec<_> = (0..a.clients)
+        .map(|i| tokio::spawn(client(i, a.clone(), mix.clone(), measuring.clone(), stop.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
     measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
@@ -185,9 +249,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let pct =
         |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     println!(
-        "{{\"label\":\"{}\",\"op\":\"{:?}\",\"clients\":{},\"depth\":{},\"ops\":{},\"seconds\":{:.3},\"ops_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        "{{\"label\":\"{}\",\"mix\":\"{}\",\"clients\":{},\"depth\":{},\"ops\":{},\"seconds\":{:.3},\"ops_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}}}",
         a.label,
-        a.op,
+        a.mix,
         a.clients,
         a.depth,
         ops,
@@ -195,6 +259,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         ops as f64 / elapsed,
         pct(0.5),
         pct(0.99),
+        pct(0.999),
         lat.last().copied().unwrap_or(0)
     );
     Ok(())
