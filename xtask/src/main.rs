@@ -27,10 +27,12 @@ fn have(cmd: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// Debian's ZooKeeper client packages: `cli_mt` (C) and `zkCli.sh` (Java).
+/// Debian packages the tests use: ZooKeeper's C client (`cli_mt`, zookeeper-bin) and Java
+/// client and server (`zkCli.sh`, zookeeper), and nftables for partitions between test hosts.
 fn install_debian_clients() -> Result<()> {
     let zkcli = Path::new("/usr/share/zookeeper/bin/zkCli.sh");
-    if have("cli_mt") && zkcli.exists() {
+    let cli_mt = Path::new("/usr/lib/zookeeper/bin/cli_mt");
+    if cli_mt.exists() && zkcli.exists() && have("nft") {
         return Ok(());
     }
     let apt = |args: &[&str]| {
@@ -39,7 +41,7 @@ fn install_debian_clients() -> Result<()> {
         run(&mut c)
     };
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "--no-install-recommends", "zookeeper", "zookeeper-bin"])
+    apt(&["install", "-y", "-q", "--no-install-recommends", "zookeeper", "zookeeper-bin", "nftables"])
 }
 
 /// A venv with kazoo 2.11.0 and its test extra, rebuilt when requirements.txt changes.

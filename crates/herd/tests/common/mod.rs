@@ -1,6 +1,8 @@
 //! Shared helpers for tests that run real `herd` processes on loopback.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
