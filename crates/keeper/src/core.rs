@@ -12,11 +12,10 @@ use crate::config::KeeperConfig;
 use crate::fourlw;
 use crate::tree::{DataTree, Outcome};
 use crate::txn::{Txn, TxnKind};
-use crate::wal::Entry;
 use crate::watch::{ConnId, WatchKind, Watches};
 use keeper_proto::codes::add_watch_mode;
 use keeper_proto::*;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,9 +84,9 @@ pub enum CoreMsg {
     Gone {
         conn: ConnId,
     },
-    /// From the log thread: every entry up to this index is durable.
+    /// From the log: these entries are durable (and, in an ensemble, committed), in index order.
     Committed {
-        upto: u64,
+        entries: Vec<(u64, Txn)>,
     },
     LogFailed(String),
     SnapshotDone {
@@ -101,11 +100,10 @@ pub enum CoreMsg {
 
 /// Commands for the log thread.
 pub enum LogCmd {
-    Append(Entry),
+    /// Assign the next index, write, fsync, then report it committed.
+    Append(Txn),
     /// A snapshot at `index` is durable: segments wholly at or below `covered` may go.
-    Compact {
-        covered: u64,
-    },
+    Compact { covered: u64 },
 }
 
 struct Conn {
@@ -122,6 +120,7 @@ struct Conn {
 }
 
 enum Queued {
+    /// A write in flight, by its proposal number.
     Write(u64),
     Read(ClientRequest),
 }
@@ -139,12 +138,6 @@ enum Origin {
     Request { conn: ConnId, xid: i32, permit: OwnedSemaphorePermit },
 }
 
-struct Pending {
-    index: u64,
-    txn: Txn,
-    origin: Origin,
-}
-
 /// Server-wide counters for the four-letter words.
 #[derive(Default)]
 pub struct Counters {
@@ -158,8 +151,13 @@ pub struct KeeperCore {
     conns: HashMap<ConnId, Conn>,
     live: HashMap<i64, Live>,
     watches: Watches,
-    pending: VecDeque<Pending>,
-    next_index: u64,
+    /// This member's proposals not yet applied, by proposal number.
+    waiting: HashMap<u64, Origin>,
+    /// Proposal numbers start at a random base per process, so an entry proposed by an earlier
+    /// incarnation of this member never matches a proposal of this one.
+    next_seq: u64,
+    /// Reap proposals in flight, so a slow log does not get the same path twice.
+    reaping: HashSet<String>,
     log: std_mpsc::Sender<LogCmd>,
     self_tx: mpsc::Sender<CoreMsg>,
     counters: Counters,
@@ -183,7 +181,6 @@ impl KeeperCore {
     pub fn new(
         cfg: KeeperConfig,
         tree: DataTree,
-        next_index: u64,
         last_snapshot: u64,
         log: std_mpsc::Sender<LogCmd>,
         self_tx: mpsc::Sender<CoreMsg>,
@@ -204,8 +201,13 @@ impl KeeperCore {
             conns: HashMap::new(),
             live,
             watches: Watches::default(),
-            pending: VecDeque::new(),
-            next_index,
+            waiting: HashMap::new(),
+            next_seq: {
+                let mut b = [0u8; 8];
+                fill_random(&mut b);
+                u64::from_be_bytes(b) >> 1
+            },
+            reaping: HashSet::new(),
             log,
             self_tx,
             counters: Counters::default(),
@@ -247,7 +249,7 @@ impl KeeperCore {
             CoreMsg::Connect { conn, addr, req, out } => self.connect(conn, addr, req, out),
             CoreMsg::Request { conn, request } => self.request(conn, request),
             CoreMsg::Gone { conn } => self.drop_conn(conn),
-            CoreMsg::Committed { upto } => self.committed(upto),
+            CoreMsg::Committed { entries } => self.committed(entries),
             CoreMsg::SnapshotDone { index } => {
                 self.snapshot_running = false;
                 self.last_snapshot = index;
@@ -259,14 +261,15 @@ impl KeeperCore {
         }
     }
 
-    fn propose(&mut self, txn: Txn, origin: Origin) -> u64 {
-        let index = self.next_index;
-        self.next_index += 1;
-        let entry = Entry { index, term: 1, payload: txn.encode() };
+    /// Sends a change to the log; returns its proposal number.
+    fn propose(&mut self, session: i64, auth: Vec<Id>, kind: TxnKind, origin: Origin) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let txn = Txn { time_ms: now_ms(), session, member: self.cfg.server_id, seq, auth, kind };
         // The log thread lives as long as the core; if it died, LogFailed is already queued.
-        let _ = self.log.send(LogCmd::Append(entry));
-        self.pending.push_back(Pending { index, txn, origin });
-        index
+        let _ = self.log.send(LogCmd::Append(txn));
+        self.waiting.insert(seq, origin);
+        seq
     }
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
@@ -327,13 +330,8 @@ impl KeeperCore {
             self.conns.insert(conn, c);
             let mut passwd = vec![0u8; 16];
             fill_random(&mut passwd);
-            let txn = Txn {
-                time_ms: now_ms(),
-                session: 0,
-                auth: vec![],
-                kind: TxnKind::CreateSession { timeout_ms: timeout as i32, passwd },
-            };
-            self.propose(txn, Origin::Connect { conn });
+            let kind = TxnKind::CreateSession { timeout_ms: timeout as i32, passwd };
+            self.propose(0, vec![], kind, Origin::Connect { conn });
             return;
         }
         let sid = req.session_id;
@@ -405,11 +403,11 @@ impl KeeperCore {
                 Request::CloseSession => TxnKind::CloseSession,
                 _ => TxnKind::Request { op: r.req.op().code(), body: r.body },
             };
-            let txn = Txn { time_ms: now_ms(), session: sid, auth: c.auth.clone(), kind };
+            let auth = c.auth.clone();
             let xid = r.xid;
-            let index = self.propose(txn, Origin::Request { conn, xid, permit: r.permit });
+            let seq = self.propose(sid, auth, kind, Origin::Request { conn, xid, permit: r.permit });
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.queue.push_back(Queued::Write(index));
+                c.queue.push_back(Queued::Write(seq));
             }
         } else if c.queue.is_empty() {
             self.read(conn, r);
@@ -635,29 +633,32 @@ impl KeeperCore {
         self.send(conn, frame(&h, &e.to_bytes()));
     }
 
-    /// Applies every pending entry up to `upto`, in order, and answers for each.
-    fn committed(&mut self, upto: u64) {
-        while self.pending.front().is_some_and(|p| p.index <= upto) {
-            let Some(p) = self.pending.pop_front() else { break };
-            let out = self.tree.apply(p.index, &p.txn);
-            self.after_apply(p, out);
+    /// Applies committed entries in index order; answers those this member proposed.
+    fn committed(&mut self, entries: Vec<(u64, Txn)>) {
+        for (index, txn) in entries {
+            let out = self.tree.apply(index, &txn);
+            let origin = if txn.member == self.cfg.server_id { self.waiting.remove(&txn.seq) } else { None };
+            if let TxnKind::Reap { path } = &txn.kind {
+                self.reaping.remove(path);
+            }
+            self.after_apply(index, &txn, origin.unwrap_or(Origin::Housekeeping), out);
         }
         self.maybe_snapshot();
     }
 
-    fn after_apply(&mut self, p: Pending, out: Outcome) {
-        let zxid = p.index as i64;
+    fn after_apply(&mut self, index: u64, txn: &Txn, origin: Origin, out: Outcome) {
+        let zxid = index as i64;
         for (path, ev) in &out.events {
             for conn in self.watches.trigger(path, *ev) {
                 self.notify(conn, zxid, path, *ev);
             }
         }
         if let Some(sid) = out.created_session {
-            let timeout = match &p.txn.kind {
+            let timeout = match &txn.kind {
                 TxnKind::CreateSession { timeout_ms, .. } => *timeout_ms,
                 _ => 0,
             };
-            let conn = match p.origin {
+            let conn = match origin {
                 Origin::Connect { conn } => Some(conn),
                 _ => None,
             };
@@ -689,11 +690,11 @@ impl KeeperCore {
             }
             return;
         }
-        if let Origin::Request { conn, xid, permit } = p.origin {
+        if let Origin::Request { conn, xid, permit } = origin {
             let reply = frame(&ReplyHeader { xid, zxid, err: out.err }, &out.body);
             self.send(conn, reply);
             drop(permit);
-            self.drain_queue(conn, p.index);
+            self.drain_queue(conn, txn.seq);
         }
         if let Some(sid) = out.closed_session {
             if let Some(l) = self.live.remove(&sid) {
@@ -705,15 +706,15 @@ impl KeeperCore {
         }
     }
 
-    /// After write `index` of `conn` is answered, answers the reads that waited behind it.
-    fn drain_queue(&mut self, conn: ConnId, index: u64) {
+    /// After write `seq` of `conn` is answered, answers the reads that waited behind it.
+    fn drain_queue(&mut self, conn: ConnId, seq: u64) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         match c.queue.front() {
-            Some(Queued::Write(i)) if *i == index => {
+            Some(Queued::Write(s)) if *s == seq => {
                 c.queue.pop_front();
             }
             _ => {
-                debug_assert!(false, "write {index} answered out of order");
+                debug_assert!(false, "write {seq} answered out of order");
                 return;
             }
         }
@@ -743,19 +744,16 @@ impl KeeperCore {
             if let Some(l) = self.live.get_mut(&sid) {
                 l.closing = true;
             }
-            let txn = Txn { time_ms: now_ms(), session: sid, auth: vec![], kind: TxnKind::CloseSession };
-            self.propose(txn, Origin::Housekeeping);
+            self.propose(sid, vec![], TxnKind::CloseSession, Origin::Housekeeping);
         }
     }
 
     fn reap(&mut self) {
         let now = now_ms();
         for path in self.tree.reap_candidates(now) {
-            if self.pending.iter().any(|p| matches!(&p.txn.kind, TxnKind::Reap { path: q } if *q == path)) {
-                continue;
+            if self.reaping.insert(path.clone()) {
+                self.propose(0, vec![], TxnKind::Reap { path }, Origin::Housekeeping);
             }
-            let txn = Txn { time_ms: now, session: 0, auth: vec![], kind: TxnKind::Reap { path } };
-            self.propose(txn, Origin::Housekeeping);
         }
     }
 
@@ -804,7 +802,7 @@ impl KeeperCore {
         self.started.elapsed()
     }
     pub fn outstanding(&self) -> usize {
-        self.pending.len()
+        self.waiting.len()
     }
     pub fn live_sessions(&self) -> Vec<(i64, Duration)> {
         let mut v: Vec<(i64, Duration)> = self.live.iter().map(|(s, l)| (*s, l.timeout)).collect();

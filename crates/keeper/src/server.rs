@@ -10,7 +10,7 @@ use crate::config::KeeperConfig;
 use crate::core::{ClientRequest, ConnOut, CoreMsg, KeeperCore, LogCmd, Out, OUTBOUND_FRAMES_MAX};
 use crate::tree::DataTree;
 use crate::txn::Txn;
-use crate::wal::Wal;
+use crate::wal::{Entry, Wal};
 use crate::watch::ConnId;
 use crate::{fourlw, snapshot};
 use anyhow::Context;
@@ -117,13 +117,12 @@ impl Keeper {
         let (core_tx, core_rx) = mpsc::channel::<CoreMsg>(8192);
         let (log_tx, log_rx) = std_mpsc::channel::<LogCmd>();
         let Recovered { tree, wal, last_snapshot, _lock, .. } = rec;
-        let next_index = wal.next_index();
         let log_core = core_tx.clone();
         std::thread::Builder::new()
             .name("keeper-log".into())
             .spawn(move || log_thread(wal, log_rx, log_core))
             .context("starting the log thread")?;
-        let core = KeeperCore::new(cfg.clone(), tree, next_index, last_snapshot, log_tx, core_tx.clone());
+        let core = KeeperCore::new(cfg.clone(), tree, last_snapshot, log_tx, core_tx.clone());
         let cfg = Arc::new(cfg);
         let task = tokio::spawn(async move {
             let _lock = _lock;
@@ -150,23 +149,30 @@ fn log_thread(mut wal: Wal, rx: std_mpsc::Receiver<LogCmd>, core: mpsc::Sender<C
         let _ = core.blocking_send(CoreMsg::LogFailed(e.to_string()));
     };
     while let Ok(first) = rx.recv() {
-        let mut entries = Vec::new();
+        let mut txns = Vec::new();
         let mut compact = None;
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
-                LogCmd::Append(e) => entries.push(e),
+                LogCmd::Append(t) => txns.push(t),
                 LogCmd::Compact { covered } => compact = Some(covered),
             }
-            if entries.len() < GROUP_COMMIT_MAX {
+            if txns.len() < GROUP_COMMIT_MAX {
                 next = rx.try_recv().ok();
             }
         }
-        if let Some(last) = entries.last().map(|e| e.index) {
+        if !txns.is_empty() {
+            let first_index = wal.next_index();
+            let entries: Vec<Entry> = txns
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Entry { index: first_index + i as u64, term: 1, payload: t.encode() })
+                .collect();
             if let Err(e) = wal.append(&entries).and_then(|_| wal.sync()) {
                 return fail(e);
             }
-            if core.blocking_send(CoreMsg::Committed { upto: last }).is_err() {
+            let committed = txns.into_iter().enumerate().map(|(i, t)| (first_index + i as u64, t)).collect();
+            if core.blocking_send(CoreMsg::Committed { entries: committed }).is_err() {
                 return;
             }
         }

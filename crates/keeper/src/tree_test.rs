@@ -18,7 +18,7 @@ impl T {
     }
     fn txn(&mut self, session: i64, kind: TxnKind) -> Outcome {
         self.index += 1;
-        let t = Txn { time_ms: 1000 + self.index as i64, session, auth: vec![], kind };
+        let t = Txn { time_ms: 1000 + self.index as i64, session, member: 0, seq: self.index, auth: vec![], kind };
         self.tree.apply(self.index, &t)
     }
     fn req(&mut self, session: i64, r: Request) -> Outcome {
@@ -191,7 +191,9 @@ fn mutated_snapshots_and_txns_never_panic() {
         t.create(0, &format!("/n{i}"), 0);
     }
     let snap = t.tree.serialize();
-    let txn = Txn { time_ms: 1, session: 2, auth: vec![], kind: TxnKind::Reap { path: "/n1".into() } }.encode();
+    let txn =
+        Txn { time_ms: 1, session: 2, member: 0, seq: 1, auth: vec![], kind: TxnKind::Reap { path: "/n1".into() } }
+            .encode();
     let mut x: u64 = 0x1234_5678_9abc_def1;
     let mut rnd = move || {
         x ^= x << 13;

@@ -10,6 +10,10 @@ pub struct Txn {
     pub time_ms: i64,
     /// The session the change is made for (0 for the server's own housekeeping).
     pub session: i64,
+    /// The member that proposed it, and that member's number for the proposal: whoever assigns
+    /// the log index, the proposer finds its waiting client by these when the entry is applied.
+    pub member: u64,
+    pub seq: u64,
     /// The session's authenticated ids when it was proposed; ACLs are checked against these.
     pub auth: Vec<Id>,
     pub kind: TxnKind,
@@ -32,6 +36,8 @@ impl Txn {
         let mut w = Writer::new();
         w.i64(self.time_ms);
         w.i64(self.session);
+        w.i64(self.member as i64);
+        w.i64(self.seq as i64);
         self.auth.encode(&mut w);
         match &self.kind {
             TxnKind::CreateSession { timeout_ms, passwd } => {
@@ -57,6 +63,8 @@ impl Txn {
         let mut r = Reader::new(b);
         let time_ms = r.i64()?;
         let session = r.i64()?;
+        let member = r.i64()? as u64;
+        let seq = r.i64()? as u64;
         let auth = Vec::<Id>::decode(&mut r)?;
         let kind = match r.i32()? {
             1 => TxnKind::CreateSession { timeout_ms: r.i32()?, passwd: r.buffer()?.unwrap_or_default() },
@@ -66,7 +74,7 @@ impl Txn {
             n => return Err(DecodeError::BadValue { what: "txn kind", value: n as i64 }),
         };
         r.finish()?;
-        Ok(Txn { time_ms, session, auth, kind })
+        Ok(Txn { time_ms, session, member, seq, auth, kind })
     }
 }
 
@@ -83,7 +91,7 @@ mod tests {
             TxnKind::Request { op: 1, body: vec![1, 2, 3] },
             TxnKind::Reap { path: "/c".into() },
         ] {
-            let t = Txn { time_ms: 12, session: 34, auth: auth.clone(), kind };
+            let t = Txn { time_ms: 12, session: 34, member: 3, seq: u64::MAX - 1, auth: auth.clone(), kind };
             assert_eq!(Txn::decode(&t.encode()).unwrap(), t);
         }
     }
