@@ -175,11 +175,17 @@ fn bench_keeper(args: &[String]) -> Result<()> {
     wait_ruok(&zk_addr)?;
 
     let mut rows = Vec::new();
-    for (op, clients, depth) in [("create", "16", "16"), ("set", "16", "16"), ("get", "16", "16"), ("create", "1", "1")]
-    {
+    let workloads = [
+        ("create", "16", "16"),
+        ("set", "16", "16"),
+        ("get", "16", "16"),
+        ("create=1,set=1,get=8,exists=1,delete=1", "16", "16"),
+        ("create", "1", "1"),
+    ];
+    for (op, clients, depth) in workloads {
         for (label, addr) in [("herd", &herd_addr), ("zookeeper-3.8", &zk_addr)] {
             let out = Command::new(&herd)
-                .args(["bench", "keeper", "--server", addr, "--op", op, "--clients", clients, "--depth", depth])
+                .args(["bench", "keeper", "--target", addr, "--mix", op, "--clients", clients, "--depth", depth])
                 .args(["--seconds", &seconds, "--label", label])
                 .output()?;
             if !out.status.success() {

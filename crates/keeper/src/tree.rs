@@ -626,10 +626,9 @@ impl DataTree {
             w.buffer(Some(&s.passwd));
         }
         w.i32(self.nodes.len() as i32);
-        let mut paths: Vec<&String> = self.nodes.keys().collect();
-        paths.sort();
-        for p in paths {
-            let n = &self.nodes[p];
+        // Any order will do: loading inserts every node, then links children.
+        w.buf.reserve(self.approximate_data_size() + self.nodes.len() * 100);
+        for (p, n) in &self.nodes {
             w.ustring(p);
             n.data.encode(&mut w);
             n.acl.encode(&mut w);
