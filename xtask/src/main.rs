@@ -206,23 +206,26 @@ fn bench_keeper(args: &[String]) -> Result<()> {
                 field("ops_per_s"),
                 field("p50_us"),
                 field("p99_us"),
+                field("p999_us"),
             ));
         }
     }
-    println!("\n| workload | herd ops/s | ZooKeeper ops/s | herd/ZK | herd p50/p99 us | ZK p50/p99 us |");
+    println!("\n| workload | herd ops/s | ZooKeeper ops/s | herd/ZK | herd p50/p99/p99.9 us | ZK p50/p99/p99.9 us |");
     println!("|---|---|---|---|---|---|");
     for pair in rows.chunks(2) {
         let (h, z) = (&pair[0], &pair[1]);
         println!(
-            "| {} | {:.0} | {:.0} | {:.2}x | {:.0}/{:.0} | {:.0}/{:.0} |",
+            "| {} | {:.0} | {:.0} | {:.2}x | {:.0}/{:.0}/{:.0} | {:.0}/{:.0}/{:.0} |",
             h.0,
             h.2,
             z.2,
             h.2 / z.2.max(1.0),
             h.3,
             h.4,
+            h.5,
             z.3,
-            z.4
+            z.4,
+            z.5
         );
     }
     let rss = |s: &Server| -> String {

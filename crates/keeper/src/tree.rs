@@ -8,6 +8,7 @@
 use crate::acl;
 use crate::path;
 use crate::txn::{Txn, TxnKind};
+use imbl::{HashMap as PersistentMap, OrdSet};
 use keeper_proto::{
     Acl, CheckVersionRequest, Create2Response, CreateMode, CreateRequest, CreateResponse, CreateTtlRequest,
     DecodeError, DeleteRequest, ErrorCode, ErrorResponse, EventType, Id, Jute, MultiHeader, OpCode, Perms, Reader,
@@ -27,7 +28,7 @@ pub struct Node {
     pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub stat: Stat,
-    pub children: BTreeSet<String>,
+    pub children: OrdSet<String>,
 }
 
 /// What kind of node an `ephemeralOwner` value marks.
@@ -76,8 +77,18 @@ impl Outcome {
     }
 }
 
+/// The part of the state a snapshot holds, cloned in O(1): the maps are persistent
+/// (structurally shared, copy-on-write), so a snapshot is serialized on its own thread while the
+/// tree goes on changing.
+#[derive(Clone)]
+pub struct TreeView {
+    nodes: PersistentMap<String, Node>,
+    sessions: BTreeMap<i64, Session>,
+    last_zxid: i64,
+}
+
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: PersistentMap<String, Node>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     /// Container and TTL nodes, the reaper's candidates.
     reapable: BTreeSet<String>,
@@ -117,7 +128,7 @@ fn is_special(p: &str) -> bool {
 impl DataTree {
     pub fn new(server_id: i64) -> Self {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: PersistentMap::new(),
             ephemerals: HashMap::new(),
             reapable: BTreeSet::new(),
             sessions: BTreeMap::new(),
@@ -127,7 +138,7 @@ impl DataTree {
             journal: None,
             events: Vec::new(),
         };
-        let empty = |acl: Vec<Acl>| Node { data: None, acl, stat: Stat::default(), children: BTreeSet::new() };
+        let empty = |acl: Vec<Acl>| Node { data: None, acl, stat: Stat::default(), children: OrdSet::new() };
         t.nodes.insert("/".into(), empty(open_acl()));
         t.nodes.insert("/zookeeper".into(), empty(open_acl()));
         t.nodes.insert("/zookeeper/quota".into(), empty(open_acl()));
@@ -469,7 +480,7 @@ impl DataTree {
             pzxid: zxid,
             ..Default::default()
         };
-        let node = Node { data: c.data.clone(), acl, stat, children: BTreeSet::new() };
+        let node = Node { data: c.data.clone(), acl, stat, children: OrdSet::new() };
         self.touch(&parent_path);
         let parent = self.nodes.get_mut(&parent_path).ok_or(ErrorCode::NoNode)?;
         parent.children.insert(path::name(&p).to_owned());
@@ -603,8 +614,8 @@ impl DataTree {
 
     fn rebuild_children(&mut self) {
         let paths: Vec<String> = self.nodes.keys().filter(|p| p.as_str() != "/").cloned().collect();
-        for n in self.nodes.values_mut() {
-            n.children.clear();
+        for (_, n) in self.nodes.iter_mut() {
+            n.children = OrdSet::new();
         }
         for p in paths {
             if let Some(parent) = self.nodes.get_mut(path::parent(&p)) {
@@ -615,26 +626,14 @@ impl DataTree {
 
     // ---- snapshots ---------------------------------------------------------------------------
 
+    /// An O(1) copy of what a snapshot holds.
+    pub fn view(&self) -> TreeView {
+        TreeView { nodes: self.nodes.clone(), sessions: self.sessions.clone(), last_zxid: self.last_zxid }
+    }
+
     /// Serializes the whole state (sessions, nodes, last zxid).
     pub fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.i64(self.last_zxid);
-        w.i32(self.sessions.len() as i32);
-        for (sid, s) in &self.sessions {
-            w.i64(*sid);
-            w.i32(s.timeout_ms);
-            w.buffer(Some(&s.passwd));
-        }
-        w.i32(self.nodes.len() as i32);
-        // Any order will do: loading inserts every node, then links children.
-        w.buf.reserve(self.approximate_data_size() + self.nodes.len() * 100);
-        for (p, n) in &self.nodes {
-            w.ustring(p);
-            n.data.encode(&mut w);
-            n.acl.encode(&mut w);
-            n.stat.encode(&mut w);
-        }
-        w.buf
+        self.view().serialize()
     }
 
     /// Inverse of [`DataTree::serialize`]; refuses a state that is not a tree.
@@ -659,7 +658,7 @@ impl DataTree {
             if path::validate(&p).is_err() {
                 return Err(DecodeError::BadValue { what: "snapshot path", value: p.len() as i64 });
             }
-            t.replace_node(&p, Some(Node { data, acl, stat, children: BTreeSet::new() }));
+            t.replace_node(&p, Some(Node { data, acl, stat, children: OrdSet::new() }));
         }
         r.finish()?;
         let orphan = t.nodes.keys().any(|p| p != "/" && !t.nodes.contains_key(path::parent(p)));
@@ -668,6 +667,34 @@ impl DataTree {
         }
         t.rebuild_children();
         Ok(t)
+    }
+}
+
+impl TreeView {
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// The snapshot state; see [`DataTree::deserialize`] for the inverse.
+    pub fn serialize(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.i64(self.last_zxid);
+        w.i32(self.sessions.len() as i32);
+        for (sid, s) in &self.sessions {
+            w.i64(*sid);
+            w.i32(s.timeout_ms);
+            w.buffer(Some(&s.passwd));
+        }
+        w.i32(self.nodes.len() as i32);
+        // Any order will do: loading inserts every node, then links children.
+        w.buf.reserve(self.nodes.len() * 128);
+        for (p, n) in &self.nodes {
+            w.ustring(p);
+            n.data.encode(&mut w);
+            n.acl.encode(&mut w);
+            n.stat.encode(&mut w);
+        }
+        w.buf
     }
 }
 
