@@ -102,6 +102,40 @@ impl SyncClient {
         }
     }
 
+    /// Adds an identity to the session (`addauth`), e.g. ("digest", "user:password").
+    pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ClientError> {
+        let mut w = Writer::framed();
+        RequestHeader { xid: xid::AUTH, op: OpCode::Auth.code() }.encode(&mut w);
+        AuthPacket { kind: 0, scheme: scheme.into(), auth: Some(auth.to_vec()) }.encode(&mut w);
+        self.stream.write_all(&w.into_frame())?;
+        loop {
+            let f = read_frame(&mut self.stream)?;
+            let mut r = Reader::new(&f);
+            let h = ReplyHeader::decode(&mut r)?;
+            if h.xid == xid::NOTIFICATION {
+                self.events.push(WatcherEvent::decode(&mut r)?);
+            } else if h.xid == xid::AUTH {
+                if h.err != 0 {
+                    let code = ErrorCode::try_from(h.err).unwrap_or(ErrorCode::SystemError);
+                    return Err(ClientError::Keeper(code, h.err));
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Creates a node with the given ACL.
+    pub fn create_with_acl(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        acl: Vec<Acl>,
+        flags: i32,
+    ) -> Result<String, ClientError> {
+        let req = CreateRequest { path: path.into(), data: Some(data.to_vec()), acl, flags };
+        Ok(CreateResponse::from_bytes(&self.call(OpCode::Create, &req.to_bytes())?)?.path)
+    }
+
     /// Waits for the next watch event.
     pub fn next_event(&mut self) -> Result<WatcherEvent, ClientError> {
         if !self.events.is_empty() {

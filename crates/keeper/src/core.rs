@@ -623,12 +623,13 @@ impl KeeperCore {
             self.watches.add(conn, WatchKind::Recursive, p);
         }
         for (p, ev) in fire {
-            self.notify(conn, -1, &p, ev);
+            self.notify(conn, &p, ev);
         }
     }
 
-    fn notify(&mut self, conn: ConnId, zxid: i64, path: &str, ev: EventType) {
-        let h = ReplyHeader { xid: xid::NOTIFICATION, zxid, err: 0 };
+    /// Sends a watch event. Its header carries zxid -1, as ZooKeeper's does.
+    fn notify(&mut self, conn: ConnId, path: &str, ev: EventType) {
+        let h = ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 };
         let e = WatcherEvent { kind: ev.code(), state: KeeperState::SyncConnected.code(), path: path.to_owned() };
         self.send(conn, frame(&h, &e.to_bytes()));
     }
@@ -648,9 +649,13 @@ impl KeeperCore {
 
     fn after_apply(&mut self, index: u64, txn: &Txn, origin: Origin, out: Outcome) {
         let zxid = index as i64;
-        for (path, ev) in &out.events {
-            for conn in self.watches.trigger(path, *ev) {
-                self.notify(conn, zxid, path, *ev);
+        for t in &out.events {
+            for conn in self.watches.trigger(&t.path, t.event) {
+                // The watch is used up either way; the event goes only to readers (3.8.4+).
+                let may_read = self.conns.get(&conn).is_some_and(|c| acl::allowed(&t.acl, &c.auth, Perms::READ));
+                if may_read {
+                    self.notify(conn, &t.path, t.event);
+                }
             }
         }
         if let Some(sid) = out.created_session {

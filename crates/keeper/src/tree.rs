@@ -59,6 +59,15 @@ pub struct Session {
     pub passwd: Vec<u8>,
 }
 
+/// A change that fires watches, with the ACL of the node it concerns: as in ZooKeeper 3.8.4+,
+/// an event reaches only connections that may READ that node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchTrigger {
+    pub path: String,
+    pub event: EventType,
+    pub acl: Vec<Acl>,
+}
+
 /// What applying one entry did.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -66,7 +75,7 @@ pub struct Outcome {
     /// The encoded response record that follows the reply header (empty for none).
     pub body: Vec<u8>,
     /// Watch triggers in the order ZooKeeper fires them.
-    pub events: Vec<(String, EventType)>,
+    pub events: Vec<WatchTrigger>,
     pub created_session: Option<i64>,
     pub closed_session: Option<i64>,
 }
@@ -99,7 +108,7 @@ pub struct DataTree {
     pub extended_types: bool,
     /// Prior states of the nodes a multi touched, to undo it if an op fails.
     journal: Option<Vec<(String, Option<Node>)>>,
-    events: Vec<(String, EventType)>,
+    events: Vec<WatchTrigger>,
 }
 
 type OpResult<T> = Result<T, ErrorCode>;
@@ -480,16 +489,18 @@ impl DataTree {
             pzxid: zxid,
             ..Default::default()
         };
+        let created = WatchTrigger { path: p.clone(), event: EventType::NodeCreated, acl: acl.clone() };
         let node = Node { data: c.data.clone(), acl, stat, children: OrdSet::new() };
         self.touch(&parent_path);
         let parent = self.nodes.get_mut(&parent_path).ok_or(ErrorCode::NoNode)?;
         parent.children.insert(path::name(&p).to_owned());
         parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
         parent.stat.pzxid = zxid;
+        let parent_acl = parent.acl.clone();
         self.touch(&p);
         self.replace_node(&p, Some(node));
-        self.events.push((p.clone(), EventType::NodeCreated));
-        self.events.push((parent_path, EventType::NodeChildrenChanged));
+        self.events.push(created);
+        self.events.push(WatchTrigger { path: parent_path, event: EventType::NodeChildrenChanged, acl: parent_acl });
         let stat = self.exists(&p).ok_or(ErrorCode::SystemError)?;
         Ok((p, stat))
     }
@@ -515,18 +526,18 @@ impl DataTree {
     /// ZooKeeper 3.8, a delete moves the parent's pzxid but not its cversion.
     fn delete_node(&mut self, zxid: i64, p: &str) -> OpResult<()> {
         let parent_path = path::parent(p).to_owned();
-        if !self.nodes.contains_key(p) {
-            return Err(ErrorCode::NoNode);
-        }
+        let acl = self.nodes.get(p).ok_or(ErrorCode::NoNode)?.acl.clone();
         self.touch(&parent_path);
         self.touch(p);
+        let mut parent_acl = Vec::new();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::name(p));
             parent.stat.pzxid = parent.stat.pzxid.max(zxid);
+            parent_acl = parent.acl.clone();
         }
         self.replace_node(p, None);
-        self.events.push((p.to_owned(), EventType::NodeDeleted));
-        self.events.push((parent_path, EventType::NodeChildrenChanged));
+        self.events.push(WatchTrigger { path: p.to_owned(), event: EventType::NodeDeleted, acl });
+        self.events.push(WatchTrigger { path: parent_path, event: EventType::NodeChildrenChanged, acl: parent_acl });
         Ok(())
     }
 
@@ -544,7 +555,8 @@ impl DataTree {
         n.stat.mtime = txn.time_ms;
         n.stat.version = n.stat.version.wrapping_add(1);
         let stat = Self::stat_of(n);
-        self.events.push((p.to_owned(), EventType::NodeDataChanged));
+        let acl = n.acl.clone();
+        self.events.push(WatchTrigger { path: p.to_owned(), event: EventType::NodeDataChanged, acl });
         Ok(stat)
     }
 

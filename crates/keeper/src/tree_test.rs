@@ -153,7 +153,7 @@ fn closing_a_session_deletes_its_ephemerals() {
     assert_eq!(o.closed_session, Some(sid));
     assert!(t.tree.exists("/e1").is_none());
     assert!(t.tree.sessions().is_empty());
-    assert!(o.events.contains(&("/e1".to_string(), EventType::NodeDeleted)));
+    assert!(o.events.iter().any(|e| e.path == "/e1" && e.event == EventType::NodeDeleted));
 }
 
 #[test]
