@@ -76,6 +76,17 @@ impl SyncClient {
     pub fn call(&mut self, op: OpCode, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         let xid = self.next_xid;
         self.next_xid += 1;
+        self.send_and_wait(xid, op, body)
+    }
+
+    /// Adds an identity to the session (`addauth`), e.g. ("digest", "user:password").
+    pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ClientError> {
+        let packet = AuthPacket { kind: 0, scheme: scheme.into(), auth: Some(auth.to_vec()) };
+        self.send_and_wait(xid::AUTH, OpCode::Auth, &packet.to_bytes()).map(|_| ())
+    }
+
+    /// Sends a request and reads until the reply with `xid`, keeping watch events that come first.
+    fn send_and_wait(&mut self, xid: i32, op: OpCode, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         let mut w = Writer::framed();
         RequestHeader { xid, op: op.code() }.encode(&mut w);
         w.buf.extend_from_slice(body);
@@ -99,28 +110,6 @@ impl SyncClient {
                 return Err(ClientError::Keeper(code, h.err));
             }
             return Ok(r.rest().to_vec());
-        }
-    }
-
-    /// Adds an identity to the session (`addauth`), e.g. ("digest", "user:password").
-    pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ClientError> {
-        let mut w = Writer::framed();
-        RequestHeader { xid: xid::AUTH, op: OpCode::Auth.code() }.encode(&mut w);
-        AuthPacket { kind: 0, scheme: scheme.into(), auth: Some(auth.to_vec()) }.encode(&mut w);
-        self.stream.write_all(&w.into_frame())?;
-        loop {
-            let f = read_frame(&mut self.stream)?;
-            let mut r = Reader::new(&f);
-            let h = ReplyHeader::decode(&mut r)?;
-            if h.xid == xid::NOTIFICATION {
-                self.events.push(WatcherEvent::decode(&mut r)?);
-            } else if h.xid == xid::AUTH {
-                if h.err != 0 {
-                    let code = ErrorCode::try_from(h.err).unwrap_or(ErrorCode::SystemError);
-                    return Err(ClientError::Keeper(code, h.err));
-                }
-                return Ok(());
-            }
         }
     }
 
