@@ -15,17 +15,23 @@ fn segments(dir: &std::path::Path) -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn flipped_byte_in_tail_is_truncated_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut k = KeeperProc::start(dir.path(), &[]);
+/// Creates `/{prefix}0..count` on a fresh keeper, kills it with SIGKILL, and returns the newest
+/// log segment (whose tail the tests then damage).
+fn write_then_kill(dir: &std::path::Path, prefix: &str, count: usize) -> PathBuf {
+    let mut k = KeeperProc::start(dir, &[]);
     let mut c = SyncClient::connect(k.addr, 10_000, None).unwrap();
-    for i in 0..20 {
-        c.create(&format!("/n{i}"), b"x", 0).unwrap();
+    for i in 0..count {
+        c.create(&format!("/{prefix}{i}"), b"x", 0).unwrap();
     }
     drop(c);
     k.kill9();
-    let seg = segments(dir.path()).pop().unwrap();
+    segments(dir).pop().unwrap()
+}
+
+#[test]
+fn flipped_byte_in_tail_is_truncated_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = write_then_kill(dir.path(), "n", 20);
     let mut b = fs::read(&seg).unwrap();
     let len = b.len();
     // Flip a byte inside the last record (the session close or the last create).
@@ -44,14 +50,7 @@ fn flipped_byte_in_tail_is_truncated_and_reported() {
 #[test]
 fn garbage_appended_to_tail_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
-    let mut k = KeeperProc::start(dir.path(), &[]);
-    let mut c = SyncClient::connect(k.addr, 10_000, None).unwrap();
-    for i in 0..5 {
-        c.create(&format!("/g{i}"), b"x", 0).unwrap();
-    }
-    drop(c);
-    k.kill9();
-    let seg = segments(dir.path()).pop().unwrap();
+    let seg = write_then_kill(dir.path(), "g", 5);
     fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[0xde, 0xad, 0xbe, 0xef, 1, 2, 3]).unwrap();
     let k = KeeperProc::start(dir.path(), &[]);
     let mut c = SyncClient::connect(k.addr, 10_000, None).unwrap();

@@ -683,10 +683,6 @@ impl DataTree {
 }
 
 impl TreeView {
-    pub fn last_zxid(&self) -> i64 {
-        self.last_zxid
-    }
-
     /// The snapshot state; see [`DataTree::deserialize`] for the inverse.
     pub fn serialize(&self) -> Vec<u8> {
         let mut w = Writer::new();

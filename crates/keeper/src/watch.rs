@@ -129,11 +129,6 @@ impl Watches {
         self.by_conn.values().filter(|s| !s.is_empty()).count()
     }
 
-    /// Each watched path with the connections on it (for wchp/wchc-like dumps).
-    pub fn by_conn(&self) -> &HashMap<ConnId, HashSet<(WatchKind, String)>> {
-        &self.by_conn
-    }
-
     pub fn kinds() -> &'static [WatchKind] {
         &KINDS
     }
