@@ -54,6 +54,10 @@ struct KeeperArgs {
     /// This server's id (myid).
     #[arg(long)]
     id: Option<u64>,
+    /// An ensemble member, ID=HOST:PEERPORT (repeat for each, this one included), as zoo.cfg's
+    /// server.ID=HOST:PEERPORT:ELECTIONPORT. Two or more make this keeper an ensemble member.
+    #[arg(long, value_name = "ID=HOST:PORT")]
+    peer: Vec<String>,
 }
 
 fn keeper_config(a: &KeeperArgs) -> anyhow::Result<KeeperConfig> {
@@ -84,11 +88,22 @@ fn keeper_config(a: &KeeperArgs) -> anyhow::Result<KeeperConfig> {
             tracing::warn!("--zk-property {k}: unknown to herd, ignored");
         }
     }
-    anyhow::ensure!(cfg.server_id <= 254, "server id {} is over 254 (the top byte of session ids)", cfg.server_id);
+    for p in &a.peer {
+        let (id, addr) = p.split_once('=').with_context(|| format!("--peer {p:?}: expected ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("--peer {p:?}: the id is not a number"))?;
+        anyhow::ensure!(!cfg.peers.iter().any(|s| s.id == id), "--peer {id} is given twice");
+        cfg.peers.push(keeper::config::PeerSpec { id, spec: addr.trim().to_owned() });
+    }
+    anyhow::ensure!(cfg.server_id <= 127, "server id {} is over 127 (the top byte of session ids)", cfg.server_id);
     if cfg.peers.len() > 1 {
-        anyhow::bail!(
-            "zoo.cfg lists {} servers: ensembles are not built yet (keeper ensemble issue); run one server",
-            cfg.peers.len()
+        for p in &cfg.peers {
+            p.peer_addr()?;
+        }
+        anyhow::ensure!(
+            cfg.peers.iter().any(|p| p.id == cfg.server_id),
+            "this keeper's id {} is not among the servers {:?}: set myid in the data dir or --id",
+            cfg.server_id,
+            cfg.peers.iter().map(|p| p.id).collect::<Vec<_>>()
         );
     }
     Ok(cfg)
@@ -129,7 +144,9 @@ async fn run_keeper(a: KeeperArgs) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=error".into()),
+        )
         .init();
     let cli = Cli::parse();
     match cli.cmd {

@@ -12,7 +12,9 @@
 //! error/timeout, or whose RPC future was dropped mid-way, is discarded and re-dialed next time.
 
 use std::io;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use openraft::errors::NetworkError;
@@ -53,6 +55,8 @@ pub const K_APPEND: u8 = 1;
 pub const K_VOTE: u8 = 2;
 pub const K_PRE_VOTE: u8 = 3;
 pub const K_SNAPSHOT: u8 = 4;
+/// Frame kinds from this value up belong to the application ([`AppRequest`]).
+pub const K_APP_MIN: u8 = 16;
 
 pub const MAX_FRAME: usize = 1 << 30;
 
@@ -240,6 +244,44 @@ impl RaftNetworkV2<TypeConfig> for TcpNetwork {
 // Server
 // ------------------------------------------------------------------------------------------
 
+/// A frame of the application's own kind (>= [`K_APP_MIN`]) that arrived on the peer port;
+/// its reply goes back on the same connection, so frames of one connection are answered in order.
+pub struct AppRequest {
+    pub kind: u8,
+    pub body: Vec<u8>,
+    pub reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+/// What the server tells the application besides dispatching to raft.
+#[derive(Clone)]
+pub struct ServerHooks {
+    /// Application frames; `None` refuses them.
+    pub app: Option<tokio::sync::mpsc::Sender<AppRequest>>,
+    /// Set to [`ServerHooks::now_ms`] whenever this node accepts an AppendEntries (a heartbeat
+    /// included): how a follower knows it still hears from a leader.
+    pub last_append_ms: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl ServerHooks {
+    pub fn new(app: Option<tokio::sync::mpsc::Sender<AppRequest>>) -> Self {
+        ServerHooks { app, last_append_ms: Arc::new(AtomicU64::new(0)), epoch: Instant::now() }
+    }
+
+    /// Milliseconds since these hooks were made (never 0, so 0 can mean "never").
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// How long ago this node last accepted an AppendEntries, if ever.
+    pub fn since_last_append(&self) -> Option<Duration> {
+        match self.last_append_ms.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(Duration::from_millis(self.now_ms().saturating_sub(t))),
+        }
+    }
+}
+
 /// Accepts raft RPC connections and dispatches them to the local `Raft`.
 pub struct RaftServer {
     stop: watch::Sender<bool>,
@@ -248,8 +290,12 @@ pub struct RaftServer {
 
 impl RaftServer {
     pub fn spawn(listener: TcpListener, raft: Raft) -> Self {
+        Self::spawn_with(listener, raft, ServerHooks::new(None))
+    }
+
+    pub fn spawn_with(listener: TcpListener, raft: Raft, hooks: ServerHooks) -> Self {
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, raft, stop_rx));
+        let task = tokio::spawn(accept_loop(listener, raft, hooks, stop_rx));
         Self { stop, task }
     }
 
@@ -260,7 +306,7 @@ impl RaftServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, raft: Raft, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, raft: Raft, hooks: ServerHooks, mut stop: watch::Receiver<bool>) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -270,7 +316,7 @@ async fn accept_loop(listener: TcpListener, raft: Raft, mut stop: watch::Receive
                     let _ = s.set_nodelay(true);
                     let raft = raft.clone();
                     let stop = stop.clone();
-                    conns.spawn(serve_conn(s, raft, stop));
+                    conns.spawn(serve_conn(s, raft, hooks.clone(), stop));
                 }
                 Err(e) => {
                     tracing::warn!("accept: {e}");
@@ -284,7 +330,7 @@ async fn accept_loop(listener: TcpListener, raft: Raft, mut stop: watch::Receive
     conns.shutdown().await; // aborts connection tasks => sockets closed
 }
 
-async fn serve_conn(mut s: TcpStream, raft: Raft, mut stop: watch::Receiver<bool>) {
+async fn serve_conn(mut s: TcpStream, raft: Raft, hooks: ServerHooks, mut stop: watch::Receiver<bool>) {
     loop {
         let frame = tokio::select! {
             _ = stop.changed() => return,
@@ -298,7 +344,12 @@ async fn serve_conn(mut s: TcpStream, raft: Raft, mut stop: watch::Receiver<bool
                 return;
             }
         };
-        let (status, resp) = match dispatch(&raft, kind, &body).await {
+        let result = if kind >= K_APP_MIN {
+            app_dispatch(&hooks, kind, body).await
+        } else {
+            dispatch(&raft, &hooks, kind, &body).await
+        };
+        let (status, resp) = match result {
             Ok(b) => (0u8, b),
             Err(msg) => (1u8, msg.into_bytes()),
         };
@@ -309,13 +360,23 @@ async fn serve_conn(mut s: TcpStream, raft: Raft, mut stop: watch::Receiver<bool
     }
 }
 
-async fn dispatch(raft: &Raft, kind: u8, body: &[u8]) -> Result<Vec<u8>, String> {
+async fn app_dispatch(hooks: &ServerHooks, kind: u8, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    let Some(app) = &hooks.app else { return Err(format!("unknown rpc kind {kind}")) };
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    app.send(AppRequest { kind, body, reply }).await.map_err(|_| "node is stopping".to_string())?;
+    rx.await.map_err(|_| "node is stopping".to_string())?
+}
+
+async fn dispatch(raft: &Raft, hooks: &ServerHooks, kind: u8, body: &[u8]) -> Result<Vec<u8>, String> {
     let mut r = Rd::new(body);
     let mut out = Vec::new();
     match kind {
         K_APPEND => {
             let req = codec::get_append_req(&mut r).map_err(|e| e.to_string())?;
             let resp = raft.append_entries(req).await.map_err(|e| e.to_string())?;
+            if matches!(resp, AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) {
+                hooks.last_append_ms.store(hooks.now_ms(), Ordering::Relaxed);
+            }
             codec::put_append_resp(&mut out, &resp);
         }
         K_VOTE | K_PRE_VOTE => {
@@ -335,4 +396,69 @@ async fn dispatch(raft: &Raft, kind: u8, body: &[u8]) -> Result<Vec<u8>, String>
         k => return Err(format!("unknown rpc kind {k}")),
     }
     Ok(out)
+}
+
+// ------------------------------------------------------------------------------------------
+// Application client
+// ------------------------------------------------------------------------------------------
+
+/// Sends application frames (kind >= [`K_APP_MIN`]) to a peer's raft port over one lazily
+/// dialed connection, one call at a time. A connection that failed or timed out is dropped and
+/// the next call re-dials.
+pub struct AppClient {
+    addr: String,
+    conn: Option<TcpStream>,
+}
+
+impl AppClient {
+    pub fn new(addr: String) -> Self {
+        AppClient { addr, conn: None }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// One request and its reply within `ttl`. `Err` says nothing about whether the peer acted
+    /// on the request, except when the connection could not be made at all.
+    pub async fn call(&mut self, kind: u8, body: &[u8], ttl: Duration) -> Result<Vec<u8>, AppCallError> {
+        let conn = self.conn.take();
+        let addr = self.addr.clone();
+        let fut = async move {
+            let mut s = match conn {
+                Some(s) => s,
+                None => {
+                    let s = TcpStream::connect(&addr).await.map_err(AppCallError::Connect)?;
+                    s.set_nodelay(true).map_err(AppCallError::Connect)?;
+                    s
+                }
+            };
+            write_frame(&mut s, kind, body).await.map_err(AppCallError::Io)?;
+            match read_frame(&mut s).await.map_err(AppCallError::Io)? {
+                None => Err(AppCallError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"))),
+                Some((0, resp)) => Ok((s, resp)),
+                Some((_, msg)) => Err(AppCallError::Remote(String::from_utf8_lossy(&msg).into_owned())),
+            }
+        };
+        match tokio::time::timeout(ttl, fut).await {
+            Err(_) => Err(AppCallError::Timeout),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok((s, resp))) => {
+                self.conn = Some(s);
+                Ok(resp)
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppCallError {
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+    #[error("i/o: {0}")]
+    Io(io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("peer refused: {0}")]
+    Remote(String),
 }

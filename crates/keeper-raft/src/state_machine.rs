@@ -51,7 +51,8 @@ pub struct AppliedTxn {
 pub enum ActorMsg {
     /// Apply these committed txns in order. `last_index` is the last raft index covered by this
     /// batch (it can be > the last txn's index when the batch ends with blank/membership entries).
-    Apply { txns: Vec<AppliedTxn>, last_index: u64, ack: oneshot::Sender<()> },
+    /// `last_term` is that entry's term.
+    Apply { txns: Vec<AppliedTxn>, last_index: u64, last_term: u64, ack: oneshot::Sender<()> },
     /// Serialize the whole state (as of everything applied so far).
     BuildSnapshot { reply: oneshot::Sender<Vec<u8>> },
     /// Replace the whole state with a snapshot.
@@ -221,7 +222,10 @@ impl RaftStateMachine<TypeConfig> for ActorStateMachine {
 
         // One message (and one ack round trip) per batch handed to us by openraft.
         let (ack, ack_rx) = oneshot::channel();
-        self.actor.send(ActorMsg::Apply { txns, last_index: last.index, ack }).await.map_err(|_| Self::gone())?;
+        self.actor
+            .send(ActorMsg::Apply { txns, last_index: last.index, last_term: last.leader_id.term, ack })
+            .await
+            .map_err(|_| Self::gone())?;
         ack_rx.await.map_err(|_| Self::gone())?;
 
         self.last_applied = Some(last);
@@ -277,7 +281,7 @@ pub fn spawn_demo_actor() -> (mpsc::Sender<ActorMsg>, Arc<Mutex<DemoState>>) {
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
-                ActorMsg::Apply { txns, last_index, ack } => {
+                ActorMsg::Apply { txns, last_index, ack, .. } => {
                     let mut s = st.lock().unwrap();
                     s.applied.extend(txns);
                     s.last_index = last_index;

@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn fixup_expands_auth_and_refuses_bad_ids() {
         let me = Id { scheme: "digest".into(), id: digest_id("u:p") };
-        let out = fixup(&[acl(Perms::ALL, "auth", "")], &[me.clone()]).unwrap();
+        let out = fixup(&[acl(Perms::ALL, "auth", "")], std::slice::from_ref(&me)).unwrap();
         assert_eq!(out, vec![Acl { perms: Perms::ALL, id: me }]);
         assert_eq!(fixup(&[acl(Perms::ALL, "auth", "")], &[]), Err(ErrorCode::InvalidAcl));
         assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));

@@ -42,6 +42,23 @@ pub struct PeerSpec {
     pub spec: String,
 }
 
+impl PeerSpec {
+    /// `host:peerPort`, where this member's replication listens (ZooKeeper's quorum port).
+    pub fn peer_addr(&self) -> Result<String, ConfigError> {
+        let bad = || ConfigError::BadValue { what: format!("server.{}", self.id), value: self.spec.clone() };
+        let addr = self.spec.split(';').next().unwrap_or_default();
+        let mut parts = addr.split(':');
+        let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+        let port: u16 = parts.next().and_then(|p| p.trim().parse().ok()).ok_or_else(bad)?;
+        Ok(format!("{}:{port}", host.trim()))
+    }
+
+    /// `server.N=...:observer`: a member that follows the log but does not vote.
+    pub fn is_observer(&self) -> bool {
+        self.spec.split(';').next().unwrap_or_default().split(':').any(|p| p.trim() == "observer")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KeeperConfig {
     /// This server's id (`myid`); the high byte of the session ids it issues.
@@ -74,6 +91,8 @@ pub struct KeeperConfig {
     pub container_check_interval_ms: u64,
     /// `server.N` lines; one or none means standalone.
     pub peers: Vec<PeerSpec>,
+    /// `readonlymode.enabled`: without a quorum, accept clients that ask for read-only sessions.
+    pub read_only_enabled: bool,
 }
 
 impl Default for KeeperConfig {
@@ -94,6 +113,7 @@ impl Default for KeeperConfig {
             snap_count: 100_000,
             container_check_interval_ms: 1000,
             peers: Vec::new(),
+            read_only_enabled: false,
         }
     }
 }
@@ -191,6 +211,7 @@ impl KeeperConfig {
             "DigestAuthenticationProvider.superDigest" => self.super_digest = Some(v.to_owned()),
             "extendedTypesEnabled" => self.extended_types = boolean(key, v)?,
             "4lw.commands.whitelist" => self.four_letter_words = FourLetterWords::parse(v),
+            "readonlymode.enabled" => self.read_only_enabled = boolean(key, v)?,
             "snapCount" => self.snap_count = num::<u64>(key, v)?.max(2),
             "znode.container.checkIntervalMs" => self.container_check_interval_ms = num::<u64>(key, v)?.max(10),
             // Accepted for compatibility; they tune parts of ZooKeeper that herd does not have

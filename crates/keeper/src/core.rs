@@ -85,8 +85,31 @@ pub enum CoreMsg {
         conn: ConnId,
     },
     /// From the log: these entries are durable (and, in an ensemble, committed), in index order.
+    /// `last_term` is the term of the last log entry they cover (1 standalone); `ack` is answered
+    /// once they are applied.
     Committed {
         entries: Vec<(u64, Txn)>,
+        last_term: u64,
+        ack: Option<oneshot::Sender<()>>,
+    },
+    /// Ensemble: this member's view of the leadership changed.
+    Role(Role),
+    /// Ensemble: these proposals of this member were refused or may not have reached the leader.
+    Lost {
+        seqs: Vec<u64>,
+    },
+    /// Ensemble, at the leader: sessions that other members heard from.
+    Touch {
+        sessions: Vec<i64>,
+    },
+    /// Ensemble: serialize the tree as of everything applied so far.
+    BuildSnapshot {
+        reply: oneshot::Sender<Vec<u8>>,
+    },
+    /// Ensemble: replace the tree with a leader's snapshot.
+    InstallSnapshot {
+        data: Vec<u8>,
+        ack: oneshot::Sender<Result<(), String>>,
     },
     LogFailed(String),
     SnapshotDone {
@@ -96,6 +119,40 @@ pub enum CoreMsg {
         word: String,
         reply: oneshot::Sender<String>,
     },
+}
+
+/// Where the core's proposals go.
+pub enum Replicator {
+    /// Standalone: the local log thread, which assigns indexes and reports them durable.
+    Wal(std_mpsc::Sender<LogCmd>),
+    /// Ensemble: the raft task, which hands them to the leader.
+    Raft(mpsc::UnboundedSender<ToRaft>),
+}
+
+/// From the core to the raft task.
+pub enum ToRaft {
+    /// An encoded [`Txn`] to append, only under the leader of `term`.
+    Propose { term: u64, seq: u64, txn: Vec<u8> },
+    /// Sessions heard from since the last batch, for the leader's expiry clock.
+    Touch(Vec<i64>),
+}
+
+/// A member's view of the ensemble's leadership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub is_leader: bool,
+    /// Whether this member is in touch with a quorum: the leader heard from a quorum, or a
+    /// follower from the leader, within the election timeout. Without it, clients go elsewhere.
+    pub quorum: bool,
+}
+
+impl Role {
+    /// A standalone keeper: its own leader, always with its quorum of one.
+    pub fn standalone() -> Role {
+        Role { term: 1, leader: None, is_leader: true, quorum: true }
+    }
 }
 
 /// Commands for the log thread.
@@ -117,12 +174,20 @@ struct Conn {
     received: u64,
     sent: u64,
     last_zxid: i64,
+    /// A read-only session, accepted while this member has no quorum.
+    read_only: bool,
 }
 
 enum Queued {
     /// A write in flight, by its proposal number.
     Write(u64),
     Read(ClientRequest),
+}
+
+struct Waiting {
+    origin: Origin,
+    /// The term it was proposed under.
+    term: u64,
 }
 
 struct Live {
@@ -133,9 +198,22 @@ struct Live {
 }
 
 enum Origin {
+    /// Not this member's proposal.
     Housekeeping,
-    Connect { conn: ConnId },
-    Request { conn: ConnId, xid: i32, permit: OwnedSemaphorePermit },
+    Expire {
+        sid: i64,
+    },
+    Reap {
+        path: String,
+    },
+    Connect {
+        conn: ConnId,
+    },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        permit: OwnedSemaphorePermit,
+    },
 }
 
 /// Server-wide counters for the four-letter words.
@@ -152,13 +230,22 @@ pub struct KeeperCore {
     live: HashMap<i64, Live>,
     watches: Watches,
     /// This member's proposals not yet applied, by proposal number.
-    waiting: HashMap<u64, Origin>,
+    waiting: HashMap<u64, Waiting>,
+    /// The last proposal sent in the current stream, 0 to start a new one (see [`Txn::prev`]).
+    prev_seq: u64,
+    role: Role,
+    /// The term of the last entry applied; when it grows, proposals made under older terms
+    /// that have not been applied never will be.
+    applied_term: u64,
+    /// Ensemble: sessions heard from since the last touch batch went to the leader.
+    touched: HashSet<i64>,
+    read_only_sessions: u64,
     /// Proposal numbers start at a random base per process, so an entry proposed by an earlier
     /// incarnation of this member never matches a proposal of this one.
     next_seq: u64,
     /// Reap proposals in flight, so a slow log does not get the same path twice.
     reaping: HashSet<String>,
-    log: std_mpsc::Sender<LogCmd>,
+    log: Replicator,
     self_tx: mpsc::Sender<CoreMsg>,
     counters: Counters,
     last_snapshot: u64,
@@ -182,7 +269,7 @@ impl KeeperCore {
         cfg: KeeperConfig,
         tree: DataTree,
         last_snapshot: u64,
-        log: std_mpsc::Sender<LogCmd>,
+        log: Replicator,
         self_tx: mpsc::Sender<CoreMsg>,
     ) -> Self {
         let now = Instant::now();
@@ -205,8 +292,17 @@ impl KeeperCore {
             next_seq: {
                 let mut b = [0u8; 8];
                 fill_random(&mut b);
-                u64::from_be_bytes(b) >> 1
+                // Never 0: that is `prev` for "starts a stream".
+                (u64::from_be_bytes(b) >> 2) | 1
             },
+            prev_seq: 0,
+            role: match log {
+                Replicator::Wal(_) => Role::standalone(),
+                Replicator::Raft(_) => Role { term: 0, leader: None, is_leader: false, quorum: false },
+            },
+            applied_term: 0,
+            touched: HashSet::new(),
+            read_only_sessions: 0,
             reaping: HashSet::new(),
             log,
             self_tx,
@@ -234,10 +330,17 @@ impl KeeperCore {
                     self.handle(msg);
                 }
                 _ = ticker.tick() => {
-                    self.expire_sessions();
-                    if last_reap.elapsed() >= reap_every {
-                        last_reap = Instant::now();
-                        self.reap();
+                    // Only the leader decides expiry and reaps; the others tell it whom they heard.
+                    if self.role.is_leader {
+                        self.expire_sessions();
+                        if last_reap.elapsed() >= reap_every {
+                            last_reap = Instant::now();
+                            self.reap();
+                        }
+                    } else if !self.touched.is_empty() {
+                        if let Replicator::Raft(tx) = &self.log {
+                            let _ = tx.send(ToRaft::Touch(self.touched.drain().collect()));
+                        }
                     }
                 }
             }
@@ -249,7 +352,35 @@ impl KeeperCore {
             CoreMsg::Connect { conn, addr, req, out } => self.connect(conn, addr, req, out),
             CoreMsg::Request { conn, request } => self.request(conn, request),
             CoreMsg::Gone { conn } => self.drop_conn(conn),
-            CoreMsg::Committed { entries } => self.committed(entries),
+            CoreMsg::Committed { entries, last_term, ack } => {
+                self.committed(entries, last_term);
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
+                }
+            }
+            CoreMsg::Role(role) => self.set_role(role),
+            CoreMsg::Lost { seqs } => {
+                for seq in seqs {
+                    self.lose(seq);
+                }
+            }
+            CoreMsg::Touch { sessions } => {
+                let now = Instant::now();
+                for sid in sessions {
+                    if let Some(l) = self.live.get_mut(&sid) {
+                        l.last_heard = now;
+                    }
+                }
+            }
+            CoreMsg::BuildSnapshot { reply } => {
+                let view = self.tree.view();
+                std::thread::spawn(move || {
+                    let _ = reply.send(view.serialize());
+                });
+            }
+            CoreMsg::InstallSnapshot { data, ack } => {
+                let _ = ack.send(self.install_snapshot(&data));
+            }
             CoreMsg::SnapshotDone { index } => {
                 self.snapshot_running = false;
                 self.last_snapshot = index;
@@ -265,11 +396,117 @@ impl KeeperCore {
     fn propose(&mut self, session: i64, auth: Vec<Id>, kind: TxnKind, origin: Origin) -> u64 {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        let txn = Txn { time_ms: now_ms(), session, member: self.cfg.server_id, seq, auth, kind };
-        // The log thread lives as long as the core; if it died, LogFailed is already queued.
-        let _ = self.log.send(LogCmd::Append(txn));
-        self.waiting.insert(seq, origin);
+        let prev = std::mem::replace(&mut self.prev_seq, seq);
+        let txn = Txn { time_ms: now_ms(), session, member: self.cfg.server_id, seq, prev, auth, kind };
+        let term = self.role.term;
+        match &self.log {
+            // The log thread lives as long as the core; if it died, LogFailed is already queued.
+            Replicator::Wal(tx) => {
+                let _ = tx.send(LogCmd::Append(txn));
+            }
+            // The raft task reports a proposal it cannot place as Lost.
+            Replicator::Raft(tx) => {
+                let _ = tx.send(ToRaft::Propose { term, seq, txn: txn.encode() });
+            }
+        }
+        self.waiting.insert(seq, Waiting { origin, term });
         seq
+    }
+
+    fn ensemble(&self) -> bool {
+        matches!(self.log, Replicator::Raft(_))
+    }
+
+    /// A proposal of this member that will never be applied (or whose fate is unknown): its
+    /// client gets ConnectionLoss (the connection closes), housekeeping is retried later, and
+    /// the next proposal starts a new stream, so nothing proposed after it can apply without it.
+    fn lose(&mut self, seq: u64) {
+        let Some(w) = self.waiting.remove(&seq) else { return };
+        self.prev_seq = 0;
+        match w.origin {
+            Origin::Request { conn, .. } | Origin::Connect { conn } => {
+                tracing::info!("a write of connection {conn} was lost with a leader change; closing the connection");
+                self.close_conn(conn);
+            }
+            Origin::Expire { sid } => {
+                if let Some(l) = self.live.get_mut(&sid) {
+                    l.closing = false;
+                }
+            }
+            Origin::Reap { path } => {
+                self.reaping.remove(&path);
+            }
+            Origin::Housekeeping => {}
+        }
+    }
+
+    fn set_role(&mut self, role: Role) {
+        let was = std::mem::replace(&mut self.role, role);
+        if role != was {
+            tracing::info!(
+                "role: term {}, leader {:?}{}{}",
+                role.term,
+                role.leader,
+                if role.is_leader { " (this member)" } else { "" },
+                if role.quorum { "" } else { ", no quorum" }
+            );
+        }
+        if role.is_leader && !was.is_leader {
+            // A new leader starts every session's clock afresh: no session expires because
+            // there was no leader to hear from it.
+            let now = Instant::now();
+            for l in self.live.values_mut() {
+                l.last_heard = now;
+                l.closing = false;
+            }
+        }
+        if role.quorum && !was.quorum {
+            // Read-only clients reconnect and find a read-write member (maybe this one).
+            let ro: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.read_only).map(|(id, _)| *id).collect();
+            for conn in ro {
+                self.close_conn(conn);
+            }
+        }
+        if !role.quorum {
+            // As a ZooKeeper server that loses its leader: clients go to a member that can serve
+            // them (read-only sessions stay).
+            let gone: Vec<ConnId> = self.conns.iter().filter(|(_, c)| !c.read_only).map(|(id, _)| *id).collect();
+            if !gone.is_empty() {
+                tracing::info!("no quorum: closing {} client connections", gone.len());
+            }
+            for conn in gone {
+                self.close_conn(conn);
+            }
+        }
+    }
+
+    /// Replaces the tree with a snapshot from the leader. Every client reconnects (and
+    /// re-registers its watches against the new state); pending proposals are settled as lost.
+    fn install_snapshot(&mut self, data: &[u8]) -> Result<(), String> {
+        let mut tree = DataTree::deserialize(data).map_err(|e| format!("snapshot from the leader: {e}"))?;
+        tree.extended_types = self.cfg.extended_types;
+        tracing::info!("installing a snapshot at zxid 0x{:x}", tree.last_zxid());
+        self.tree = tree;
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close_conn(conn);
+        }
+        let seqs: Vec<u64> = self.waiting.keys().copied().collect();
+        for seq in seqs {
+            self.lose(seq);
+        }
+        let now = Instant::now();
+        self.live = self
+            .tree
+            .sessions()
+            .iter()
+            .map(|(sid, s)| {
+                let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
+                (*sid, Live { last_heard: now, timeout, conn: None, closing: false })
+            })
+            .collect();
+        self.reaping.clear();
+        Ok(())
     }
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
@@ -312,8 +549,17 @@ impl KeeperCore {
             received: 1,
             sent: 0,
             last_zxid: 0,
+            read_only: false,
         };
         self.counters.received += 1;
+        if !self.role.quorum {
+            if req.read_only && self.cfg.read_only_enabled {
+                return self.connect_read_only(conn, c, req);
+            }
+            tracing::info!(%addr, "refusing client: this member is not in touch with a quorum");
+            c.out.close();
+            return;
+        }
         if req.last_zxid_seen > self.tree.last_zxid() {
             tracing::warn!(
                 %addr,
@@ -380,6 +626,39 @@ impl KeeperCore {
         }
     }
 
+    /// Without a quorum, a client that asked for it gets a read-only session: reads from this
+    /// member's state, writes answered NotReadOnly. As in ZooKeeper, such a session is local to
+    /// this member and is not in the log; the client moves to a read-write member when it finds one.
+    fn connect_read_only(&mut self, conn: ConnId, mut c: Conn, req: ConnectRequest) {
+        c.read_only = true;
+        let (sid, passwd) = match self.tree.sessions().get(&req.session_id) {
+            Some(s) if req.session_id != 0 && s.passwd == req.passwd => (req.session_id, s.passwd.clone()),
+            _ => {
+                self.read_only_sessions += 1;
+                let mut passwd = vec![0u8; 16];
+                fill_random(&mut passwd);
+                // Top byte: this member; next bit marks a local session, never a logged one.
+                let sid = ((self.cfg.server_id as i64) << 56) | (1 << 55) | self.read_only_sessions as i64;
+                (sid, passwd)
+            }
+        };
+        let timeout = (req.timeout_ms.max(0) as u64)
+            .clamp(self.cfg.min_session_timeout(), self.cfg.max_session_timeout().max(self.cfg.min_session_timeout()));
+        tracing::info!(addr = %c.addr, "read-only session 0x{sid:x} (no quorum)");
+        c.session = sid;
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: timeout as i32,
+            session_id: sid,
+            passwd: Some(passwd),
+            read_only: true,
+        };
+        let mut w = Writer::framed();
+        resp.encode(&mut w);
+        c.out.send(w.into_frame());
+        self.conns.insert(conn, c);
+    }
+
     fn request(&mut self, conn: ConnId, r: ClientRequest) {
         self.counters.received += 1;
         let Some(c) = self.conns.get_mut(&conn) else { return };
@@ -394,11 +673,27 @@ impl KeeperCore {
                 return;
             }
         }
+        let ensemble = self.ensemble();
+        if ensemble {
+            self.touched.insert(sid);
+        }
         if let Request::Auth(a) = &r.req {
             self.auth(conn, a.clone());
             return;
         }
-        if r.req.is_write() {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        // In an ensemble, sync goes through the log (see `DataTree::apply`).
+        let write = r.req.is_write() || (ensemble && matches!(r.req, Request::Sync(_)));
+        if write && c.read_only {
+            let f = frame(
+                &ReplyHeader { xid: r.xid, zxid: self.tree.last_zxid(), err: ErrorCode::NotReadOnly.code() },
+                &[],
+            );
+            // A read-only session never has writes in flight, so nothing is queued ahead of this.
+            self.send(conn, f);
+            return;
+        }
+        if write {
             let kind = match r.req {
                 Request::CloseSession => TxnKind::CloseSession,
                 _ => TxnKind::Request { op: r.req.op().code(), body: r.body },
@@ -635,16 +930,35 @@ impl KeeperCore {
     }
 
     /// Applies committed entries in index order; answers those this member proposed.
-    fn committed(&mut self, entries: Vec<(u64, Txn)>) {
+    fn committed(&mut self, entries: Vec<(u64, Txn)>, last_term: u64) {
         for (index, txn) in entries {
             let out = self.tree.apply(index, &txn);
-            let origin = if txn.member == self.cfg.server_id { self.waiting.remove(&txn.seq) } else { None };
+            let mine = txn.member == self.cfg.server_id && self.waiting.contains_key(&txn.seq);
+            if out.skipped {
+                if mine {
+                    self.lose(txn.seq);
+                }
+                continue;
+            }
+            let origin = if mine { self.waiting.remove(&txn.seq).map(|w| w.origin) } else { None };
             if let TxnKind::Reap { path } = &txn.kind {
                 self.reaping.remove(path);
             }
             self.after_apply(index, &txn, origin.unwrap_or(Origin::Housekeeping), out);
         }
-        self.maybe_snapshot();
+        if last_term > self.applied_term {
+            // Raft commits an entry of a new term only together with every earlier entry that
+            // will ever commit: what this member proposed under an older term and has not seen
+            // applied by now is lost.
+            self.applied_term = last_term;
+            let lost: Vec<u64> = self.waiting.iter().filter(|(_, w)| w.term < last_term).map(|(s, _)| *s).collect();
+            for seq in lost {
+                self.lose(seq);
+            }
+        }
+        if !self.ensemble() {
+            self.maybe_snapshot();
+        }
     }
 
     fn after_apply(&mut self, index: u64, txn: &Txn, origin: Origin, out: Outcome) {
@@ -749,7 +1063,7 @@ impl KeeperCore {
             if let Some(l) = self.live.get_mut(&sid) {
                 l.closing = true;
             }
-            self.propose(sid, vec![], TxnKind::CloseSession, Origin::Housekeeping);
+            self.propose(sid, vec![], TxnKind::CloseSession, Origin::Expire { sid });
         }
     }
 
@@ -757,7 +1071,7 @@ impl KeeperCore {
         let now = now_ms();
         for path in self.tree.reap_candidates(now) {
             if self.reaping.insert(path.clone()) {
-                self.propose(0, vec![], TxnKind::Reap { path }, Origin::Housekeeping);
+                self.propose(0, vec![], TxnKind::Reap { path: path.clone() }, Origin::Reap { path });
             }
         }
     }
@@ -772,7 +1086,8 @@ impl KeeperCore {
         // changes it, and serializing happens on the snapshot thread, not here.
         let view = self.tree.view();
         let dir = self.cfg.data_dir.clone();
-        let log = self.log.clone();
+        let Replicator::Wal(log) = &self.log else { return };
+        let log = log.clone();
         let tx = self.self_tx.clone();
         std::thread::spawn(move || {
             let t0 = Instant::now();
@@ -811,6 +1126,15 @@ impl KeeperCore {
     }
     pub fn watches(&self) -> &Watches {
         &self.watches
+    }
+    /// ZooKeeper's server state: standalone, leader, follower, or read-only without a quorum.
+    pub fn mode(&self) -> &'static str {
+        match (self.ensemble(), self.role.quorum, self.role.is_leader) {
+            (false, _, _) => "standalone",
+            (true, false, _) => "read-only",
+            (true, true, true) => "leader",
+            (true, true, false) => "follower",
+        }
     }
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()

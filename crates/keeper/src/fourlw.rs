@@ -18,10 +18,10 @@ pub fn answer(core: &KeeperCore, word: &str) -> String {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     let tree = core.tree();
-    let mode = "standalone";
+    let mode = core.mode();
     match word {
         "ruok" => "imok".to_owned(),
-        "isro" => "rw".to_owned(),
+        "isro" => if mode == "read-only" { "ro" } else { "rw" }.to_owned(),
         "srvr" => server_lines(core, mode, None),
         "stat" => {
             let mut clients = String::from("Clients:\n");

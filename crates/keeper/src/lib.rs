@@ -13,6 +13,7 @@
 pub mod acl;
 pub mod config;
 pub mod core;
+pub mod ensemble;
 pub mod fourlw;
 pub mod path;
 pub mod server;

@@ -7,7 +7,7 @@
 //! closes that connection only.
 
 use crate::config::KeeperConfig;
-use crate::core::{ClientRequest, ConnOut, CoreMsg, KeeperCore, LogCmd, Out, OUTBOUND_FRAMES_MAX};
+use crate::core::{ClientRequest, ConnOut, CoreMsg, KeeperCore, LogCmd, Out, Replicator, OUTBOUND_FRAMES_MAX};
 use crate::tree::DataTree;
 use crate::txn::Txn;
 use crate::wal::{Entry, Wal};
@@ -53,7 +53,7 @@ pub fn recover(cfg: &KeeperConfig) -> anyhow::Result<Recovered> {
     let mut last_snapshot = 0;
     for index in snapshot::list(dir)? {
         match snapshot::read(dir, index)
-            .and_then(|b| DataTree::deserialize(cfg.server_id as i64, &b).map_err(|e| format!("snapshot {index}: {e}")))
+            .and_then(|b| DataTree::deserialize(&b).map_err(|e| format!("snapshot {index}: {e}")))
         {
             Ok(t) => {
                 tree = Some(t);
@@ -63,7 +63,7 @@ pub fn recover(cfg: &KeeperConfig) -> anyhow::Result<Recovered> {
             Err(why) => tracing::warn!("skipping unusable snapshot: {why}"),
         }
     }
-    let mut tree = tree.unwrap_or_else(|| DataTree::new(cfg.server_id as i64));
+    let mut tree = tree.unwrap_or_default();
     tree.extended_types = cfg.extended_types;
     let (wal, entries) = Wal::open(&dir.join("log"), last_snapshot)?;
     for note in &wal.recovery_notes {
@@ -101,7 +101,11 @@ pub struct Keeper {
 
 impl Keeper {
     /// Recovers, binds the client port and starts serving; stops when `shutdown` is cancelled.
+    /// With more than one `server.N`, the keeper is an ensemble member (see `ensemble.rs`).
     pub async fn start(cfg: KeeperConfig, shutdown: CancellationToken) -> anyhow::Result<Keeper> {
+        if cfg.peers.len() > 1 {
+            return Self::start_member(cfg, shutdown).await;
+        }
         let rec = recover(&cfg)?;
         tracing::info!(
             "recovered keeper state: snapshot {} + {} log entries, last zxid 0x{:x}, {} sessions",
@@ -122,7 +126,7 @@ impl Keeper {
             .name("keeper-log".into())
             .spawn(move || log_thread(wal, log_rx, log_core))
             .context("starting the log thread")?;
-        let core = KeeperCore::new(cfg.clone(), tree, last_snapshot, log_tx, core_tx.clone());
+        let core = KeeperCore::new(cfg.clone(), tree, last_snapshot, Replicator::Wal(log_tx), core_tx.clone());
         let cfg = Arc::new(cfg);
         let task = tokio::spawn(async move {
             let _lock = _lock;
@@ -133,6 +137,37 @@ impl Keeper {
                 r = accept => r,
                 _ = shutdown.cancelled() => Ok(()),
             }
+        });
+        Ok(Keeper { client_addr, task })
+    }
+
+    async fn start_member(cfg: KeeperConfig, shutdown: CancellationToken) -> anyhow::Result<Keeper> {
+        let dir = &cfg.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+        let lock = lock_dir(dir)?;
+        let (core_tx, core_rx) = mpsc::channel::<CoreMsg>(8192);
+        let (raft_tx, raft_rx) = mpsc::unbounded_channel();
+        let mut tree = DataTree::new();
+        tree.extended_types = cfg.extended_types;
+        // The core runs before raft starts: raft replays the log into it while starting.
+        let core = KeeperCore::new(cfg.clone(), tree, 0, Replicator::Raft(raft_tx), core_tx.clone());
+        let core_task = tokio::spawn(core.run(core_rx));
+        let mut ensemble = crate::ensemble::start(&cfg, core_tx.clone(), raft_rx, shutdown.clone()).await?;
+        let listener = TcpListener::bind(cfg.client_addr)
+            .await
+            .with_context(|| format!("binding client port {}", cfg.client_addr))?;
+        let client_addr = listener.local_addr()?;
+        let cfg = Arc::new(cfg);
+        let task = tokio::spawn(async move {
+            let _lock = lock;
+            let accept = accept_loop(listener, cfg, core_tx, shutdown.clone());
+            let r = tokio::select! {
+                r = core_task => r.context("keeper core panicked").and_then(|r| r),
+                r = accept => r,
+                _ = shutdown.cancelled() => Ok(()),
+            };
+            ensemble.stop().await;
+            r
         });
         Ok(Keeper { client_addr, task })
     }
@@ -172,7 +207,7 @@ fn log_thread(mut wal: Wal, rx: std_mpsc::Receiver<LogCmd>, core: mpsc::Sender<C
                 return fail(e);
             }
             let committed = txns.into_iter().enumerate().map(|(i, t)| (first_index + i as u64, t)).collect();
-            if core.blocking_send(CoreMsg::Committed { entries: committed }).is_err() {
+            if core.blocking_send(CoreMsg::Committed { entries: committed, last_term: 1, ack: None }).is_err() {
                 return;
             }
         }

@@ -11,8 +11,8 @@ use crate::txn::{Txn, TxnKind};
 use imbl::{HashMap as PersistentMap, OrdSet};
 use keeper_proto::{
     Acl, CheckVersionRequest, Create2Response, CreateMode, CreateRequest, CreateResponse, CreateTtlRequest,
-    DecodeError, DeleteRequest, ErrorCode, ErrorResponse, EventType, Id, Jute, MultiHeader, OpCode, Perms, Reader,
-    Request, SetAclRequest, SetDataRequest, Stat, Writer,
+    DecodeError, DeleteRequest, ErrorCode, ErrorResponse, EventType, Id, Jute, MultiHeader, OpCode, PathRequest, Perms,
+    Reader, Request, SetAclRequest, SetDataRequest, Stat, SyncResponse, Writer,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -78,6 +78,8 @@ pub struct Outcome {
     pub events: Vec<WatchTrigger>,
     pub created_session: Option<i64>,
     pub closed_session: Option<i64>,
+    /// The entry broke its member's stream and changed nothing (see [`Txn::prev`]).
+    pub skipped: bool,
 }
 
 impl Outcome {
@@ -94,6 +96,7 @@ pub struct TreeView {
     nodes: PersistentMap<String, Node>,
     sessions: BTreeMap<i64, Session>,
     last_zxid: i64,
+    streams: BTreeMap<u64, u64>,
 }
 
 pub struct DataTree {
@@ -103,7 +106,8 @@ pub struct DataTree {
     reapable: BTreeSet<String>,
     sessions: BTreeMap<i64, Session>,
     last_zxid: i64,
-    server_id: i64,
+    /// Per proposing member, the last proposal of its that was applied (see [`Txn::prev`]).
+    streams: BTreeMap<u64, u64>,
     /// Whether TTL nodes may be created (`zookeeper.extendedTypesEnabled`).
     pub extended_types: bool,
     /// Prior states of the nodes a multi touched, to undo it if an op fails.
@@ -134,15 +138,21 @@ fn is_special(p: &str) -> bool {
     matches!(p, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
 }
 
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DataTree {
-    pub fn new(server_id: i64) -> Self {
+    pub fn new() -> Self {
         let mut t = DataTree {
             nodes: PersistentMap::new(),
             ephemerals: HashMap::new(),
             reapable: BTreeSet::new(),
             sessions: BTreeMap::new(),
             last_zxid: 0,
-            server_id,
+            streams: BTreeMap::new(),
             extended_types: false,
             journal: None,
             events: Vec::new(),
@@ -291,9 +301,18 @@ impl DataTree {
         assert!(zxid > self.last_zxid, "log index {index} applied out of order (last {})", self.last_zxid);
         self.last_zxid = zxid;
         self.events.clear();
+        // A member's proposals apply as a gap-free prefix of what it sent: once one of them is
+        // lost (rejected by a leader, or dropped with a deposed leader's log), every later one
+        // of the same stream is skipped, so a client never sees a later write of its take effect
+        // without an earlier one. The member then starts a new stream (prev = 0).
+        if txn.prev != 0 && self.streams.get(&txn.member) != Some(&txn.prev) {
+            return Outcome { skipped: true, ..Default::default() };
+        }
+        self.streams.insert(txn.member, txn.seq);
         let mut out = match &txn.kind {
             TxnKind::CreateSession { timeout_ms, passwd } => {
-                let sid = (self.server_id << 56) | (zxid & 0x00FF_FFFF_FFFF_FFFF);
+                // The proposer's id keeps ids readable per member; the index alone is unique.
+                let sid = ((txn.member as i64) << 56) | (zxid & 0x00FF_FFFF_FFFF_FFFF);
                 self.sessions.insert(sid, Session { timeout_ms: *timeout_ms, passwd: passwd.clone() });
                 Outcome { created_session: Some(sid), ..Default::default() }
             }
@@ -375,6 +394,12 @@ impl DataTree {
                 let stat = self.set_acl(txn, path, acl, *version)?;
                 stat.encode(w);
                 Ok(OpCode::SetAcl)
+            }
+            // In an ensemble, sync is a log entry: its reply, sent after it is applied here,
+            // means every write committed before it has been applied here too.
+            Request::Sync(PathRequest { path }) => {
+                SyncResponse { path: path.clone() }.encode(w);
+                Ok(OpCode::Sync)
             }
             Request::Check(CheckVersionRequest { path, version }) => {
                 valid(path)?;
@@ -640,7 +665,12 @@ impl DataTree {
 
     /// An O(1) copy of what a snapshot holds.
     pub fn view(&self) -> TreeView {
-        TreeView { nodes: self.nodes.clone(), sessions: self.sessions.clone(), last_zxid: self.last_zxid }
+        TreeView {
+            nodes: self.nodes.clone(),
+            sessions: self.sessions.clone(),
+            last_zxid: self.last_zxid,
+            streams: self.streams.clone(),
+        }
     }
 
     /// Serializes the whole state (sessions, nodes, last zxid).
@@ -649,9 +679,9 @@ impl DataTree {
     }
 
     /// Inverse of [`DataTree::serialize`]; refuses a state that is not a tree.
-    pub fn deserialize(server_id: i64, b: &[u8]) -> Result<DataTree, DecodeError> {
+    pub fn deserialize(b: &[u8]) -> Result<DataTree, DecodeError> {
         let mut r = Reader::new(b);
-        let mut t = DataTree::new(server_id);
+        let mut t = DataTree::new();
         t.nodes.clear();
         t.last_zxid = r.i64()?;
         let n = r.vec_len(16)?.unwrap_or(0);
@@ -671,6 +701,11 @@ impl DataTree {
                 return Err(DecodeError::BadValue { what: "snapshot path", value: p.len() as i64 });
             }
             t.replace_node(&p, Some(Node { data, acl, stat, children: OrdSet::new() }));
+        }
+        let n = r.vec_len(16)?.unwrap_or(0);
+        for _ in 0..n {
+            let member = r.i64()? as u64;
+            t.streams.insert(member, r.i64()? as u64);
         }
         r.finish()?;
         let orphan = t.nodes.keys().any(|p| p != "/" && !t.nodes.contains_key(path::parent(p)));
@@ -701,6 +736,11 @@ impl TreeView {
             n.data.encode(&mut w);
             n.acl.encode(&mut w);
             n.stat.encode(&mut w);
+        }
+        w.i32(self.streams.len() as i32);
+        for (member, seq) in &self.streams {
+            w.i64(*member as i64);
+            w.i64(*seq as i64);
         }
         w.buf
     }

@@ -12,13 +12,14 @@ struct T {
 
 impl T {
     fn new() -> T {
-        let mut tree = DataTree::new(1);
+        let mut tree = DataTree::new();
         tree.extended_types = true;
         T { tree, index: 0 }
     }
     fn txn(&mut self, session: i64, kind: TxnKind) -> Outcome {
         self.index += 1;
-        let t = Txn { time_ms: 1000 + self.index as i64, session, member: 0, seq: self.index, auth: vec![], kind };
+        let t =
+            Txn { time_ms: 1000 + self.index as i64, session, member: 1, seq: self.index, prev: 0, auth: vec![], kind };
         self.tree.apply(self.index, &t)
     }
     fn req(&mut self, session: i64, r: Request) -> Outcome {
@@ -54,7 +55,9 @@ fn encode(r: &Request) -> (i32, Vec<u8>) {
 }
 
 /// The tree's whole state in a canonical order (its maps iterate in any order).
-fn canonical(t: &DataTree) -> (i64, Vec<(i64, Session)>, Vec<(String, Node)>) {
+type Canonical = (i64, Vec<(i64, Session)>, Vec<(String, Node)>);
+
+fn canonical(t: &DataTree) -> Canonical {
     let mut nodes: Vec<(String, Node)> = t.nodes.iter().map(|(p, n)| (p.clone(), n.clone())).collect();
     nodes.sort_by(|a, b| a.0.cmp(&b.0));
     (t.last_zxid, t.sessions.iter().map(|(k, v)| (*k, v.clone())).collect(), nodes)
@@ -182,10 +185,10 @@ fn snapshot_round_trip() {
     t.create(0, "/a", 0);
     t.create(0, "/a/b", 2);
     let s = t.tree.serialize();
-    let back = DataTree::deserialize(1, &s).unwrap();
+    let back = DataTree::deserialize(&s).unwrap();
     assert_eq!(canonical(&back), canonical(&t.tree));
     assert_eq!(back.get_children("/a", &[]).unwrap().0, vec!["b0000000000".to_string()]);
-    assert!(DataTree::deserialize(1, &s[..s.len() - 1]).is_err());
+    assert!(DataTree::deserialize(&s[..s.len() - 1]).is_err());
     let _ = PathWatchRequest::default();
 }
 
@@ -199,9 +202,16 @@ fn mutated_snapshots_and_txns_never_panic() {
         t.create(0, &format!("/n{i}"), 0);
     }
     let snap = t.tree.serialize();
-    let txn =
-        Txn { time_ms: 1, session: 2, member: 0, seq: 1, auth: vec![], kind: TxnKind::Reap { path: "/n1".into() } }
-            .encode();
+    let txn = Txn {
+        time_ms: 1,
+        session: 2,
+        member: 0,
+        seq: 1,
+        prev: 0,
+        auth: vec![],
+        kind: TxnKind::Reap { path: "/n1".into() },
+    }
+    .encode();
     let mut x: u64 = 0x1234_5678_9abc_def1;
     let mut rnd = move || {
         x ^= x << 13;
@@ -218,8 +228,34 @@ fn mutated_snapshots_and_txns_never_panic() {
             } else {
                 b.truncate(i);
             }
-            let _ = DataTree::deserialize(1, &b);
+            let _ = DataTree::deserialize(&b);
             let _ = Txn::decode(&b);
         }
     }
+}
+
+#[test]
+fn a_members_proposals_apply_as_a_gap_free_prefix() {
+    let mut tree = DataTree::new();
+    let mut index = 0;
+    let mut apply = |member: u64, seq: u64, prev: u64, path: &str| {
+        index += 1;
+        let (op, body) =
+            encode(&Request::Create(CreateRequest { path: path.into(), data: None, acl: anyone(), flags: 0 }));
+        let t = Txn { time_ms: 1, session: 0, member, seq, prev, auth: vec![], kind: TxnKind::Request { op, body } };
+        tree.apply(index, &t).skipped
+    };
+    assert!(!apply(1, 10, 0, "/a")); // starts member 1's stream
+    assert!(!apply(1, 11, 10, "/b"));
+    assert!(!apply(2, 50, 0, "/x")); // member 2's stream is its own
+    assert!(apply(1, 13, 12, "/d")); // 12 never applied: 13 is skipped
+    assert!(apply(1, 14, 13, "/e")); // and so is everything after it in that stream
+    assert!(!apply(1, 20, 0, "/f")); // a new stream applies
+    assert!(apply(1, 12, 11, "/c")); // a late entry of the old stream stays out
+    assert!(!apply(1, 21, 20, "/g"));
+    for (p, there) in [("/a", true), ("/b", true), ("/x", true), ("/c", false), ("/d", false), ("/e", false)] {
+        assert_eq!(tree.exists(p).is_some(), there, "{p}");
+    }
+    let back = DataTree::deserialize(&tree.serialize()).unwrap();
+    assert_eq!(back.streams, tree.streams);
 }

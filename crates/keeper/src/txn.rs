@@ -14,6 +14,10 @@ pub struct Txn {
     /// the log index, the proposer finds its waiting client by these when the entry is applied.
     pub member: u64,
     pub seq: u64,
+    /// The member's previous proposal in the same stream, or 0 when this one starts a stream.
+    /// An entry whose `prev` is not the last applied proposal of its member is skipped, so a
+    /// member's proposals apply as a gap-free prefix of what it sent (see `DataTree::apply`).
+    pub prev: u64,
     /// The session's authenticated ids when it was proposed; ACLs are checked against these.
     pub auth: Vec<Id>,
     pub kind: TxnKind,
@@ -38,6 +42,7 @@ impl Txn {
         w.i64(self.session);
         w.i64(self.member as i64);
         w.i64(self.seq as i64);
+        w.i64(self.prev as i64);
         self.auth.encode(&mut w);
         match &self.kind {
             TxnKind::CreateSession { timeout_ms, passwd } => {
@@ -65,6 +70,7 @@ impl Txn {
         let session = r.i64()?;
         let member = r.i64()? as u64;
         let seq = r.i64()? as u64;
+        let prev = r.i64()? as u64;
         let auth = Vec::<Id>::decode(&mut r)?;
         let kind = match r.i32()? {
             1 => TxnKind::CreateSession { timeout_ms: r.i32()?, passwd: r.buffer()?.unwrap_or_default() },
@@ -74,7 +80,7 @@ impl Txn {
             n => return Err(DecodeError::BadValue { what: "txn kind", value: n as i64 }),
         };
         r.finish()?;
-        Ok(Txn { time_ms, session, member, seq, auth, kind })
+        Ok(Txn { time_ms, session, member, seq, prev, auth, kind })
     }
 }
 
@@ -91,7 +97,7 @@ mod tests {
             TxnKind::Request { op: 1, body: vec![1, 2, 3] },
             TxnKind::Reap { path: "/c".into() },
         ] {
-            let t = Txn { time_ms: 12, session: 34, member: 3, seq: u64::MAX - 1, auth: auth.clone(), kind };
+            let t = Txn { time_ms: 12, session: 34, member: 3, seq: u64::MAX - 1, prev: 7, auth: auth.clone(), kind };
             assert_eq!(Txn::decode(&t.encode()).unwrap(), t);
         }
     }
