@@ -156,6 +156,16 @@ record! {
 }
 
 record! {
+    /// Null strings decode as empty: "not given".
+    pub struct ReconfigRequest {
+        pub joining_servers: String,
+        pub leaving_servers: String,
+        pub new_members: String,
+        pub cur_config_id: i64,
+    }
+}
+
+record! {
     pub struct SyncResponse { pub path: String }
 }
 

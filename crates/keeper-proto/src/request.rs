@@ -36,7 +36,7 @@ pub enum Request {
     AddWatch(AddWatchRequest),
     WhoAmI,
     CloseSession,
-    Reconfig,
+    Reconfig(ReconfigRequest),
     Sasl,
     DeleteContainer(PathRequest),
 }
@@ -89,7 +89,7 @@ impl Request {
             OpCode::AddWatch => Request::AddWatch(Jute::decode(r)?),
             OpCode::WhoAmI => Request::WhoAmI,
             OpCode::CloseSession => Request::CloseSession,
-            OpCode::Reconfig => Request::Reconfig,
+            OpCode::Reconfig => Request::Reconfig(Jute::decode(r)?),
             OpCode::Sasl => Request::Sasl,
             OpCode::DeleteContainer => Request::DeleteContainer(Jute::decode(r)?),
             OpCode::Notification | OpCode::CreateSession | OpCode::Error => {
@@ -146,7 +146,7 @@ impl Request {
             Request::AddWatch(_) => OpCode::AddWatch,
             Request::WhoAmI => OpCode::WhoAmI,
             Request::CloseSession => OpCode::CloseSession,
-            Request::Reconfig => OpCode::Reconfig,
+            Request::Reconfig(_) => OpCode::Reconfig,
             Request::Sasl => OpCode::Sasl,
             Request::DeleteContainer(_) => OpCode::DeleteContainer,
         }

@@ -93,6 +93,9 @@ pub struct KeeperConfig {
     pub peers: Vec<PeerSpec>,
     /// `readonlymode.enabled`: without a quorum, accept clients that ask for read-only sessions.
     pub read_only_enabled: bool,
+    /// `reconfigEnabled`: allow the reconfig op (by a super user, or whoever may write
+    /// `/zookeeper/config`).
+    pub reconfig_enabled: bool,
 }
 
 impl Default for KeeperConfig {
@@ -114,6 +117,7 @@ impl Default for KeeperConfig {
             container_check_interval_ms: 1000,
             peers: Vec::new(),
             read_only_enabled: false,
+            reconfig_enabled: false,
         }
     }
 }
@@ -211,6 +215,7 @@ impl KeeperConfig {
             "DigestAuthenticationProvider.superDigest" => self.super_digest = Some(v.to_owned()),
             "extendedTypesEnabled" => self.extended_types = boolean(key, v)?,
             "4lw.commands.whitelist" => self.four_letter_words = FourLetterWords::parse(v),
+            "reconfigEnabled" => self.reconfig_enabled = boolean(key, v)?,
             "readonlymode.enabled" => self.read_only_enabled = boolean(key, v)?,
             "snapCount" => self.snap_count = num::<u64>(key, v)?.max(2),
             "znode.container.checkIntervalMs" => self.container_check_interval_ms = num::<u64>(key, v)?.max(10),
@@ -220,7 +225,6 @@ impl KeeperConfig {
             | "syncLimit"
             | "dataLogDir"
             | "standaloneEnabled"
-            | "reconfigEnabled"
             | "admin.enableServer"
             | "admin.serverPort"
             | "autopurge.snapRetainCount"

@@ -15,7 +15,7 @@ use crate::txn::{Txn, TxnKind};
 use crate::watch::{ConnId, WatchKind, Watches};
 use keeper_proto::codes::add_watch_mode;
 use keeper_proto::*;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -135,6 +135,8 @@ pub enum ToRaft {
     Propose { term: u64, seq: u64, txn: Vec<u8> },
     /// Sessions heard from since the last batch, for the leader's expiry clock.
     Touch(Vec<i64>),
+    /// At the leader: make raft's membership match the configuration (peer addresses).
+    Membership { voters: BTreeMap<u64, String>, observers: BTreeMap<u64, String> },
 }
 
 /// A member's view of the ensemble's leadership.
@@ -203,6 +205,7 @@ enum Origin {
     Expire {
         sid: i64,
     },
+    InitConfig,
     Reap {
         path: String,
     },
@@ -240,6 +243,7 @@ pub struct KeeperCore {
     /// Ensemble: sessions heard from since the last touch batch went to the leader.
     touched: HashSet<i64>,
     read_only_sessions: u64,
+    init_config_pending: bool,
     /// Proposal numbers start at a random base per process, so an entry proposed by an earlier
     /// incarnation of this member never matches a proposal of this one.
     next_seq: u64,
@@ -303,6 +307,7 @@ impl KeeperCore {
             applied_term: 0,
             touched: HashSet::new(),
             read_only_sessions: 0,
+            init_config_pending: false,
             reaping: HashSet::new(),
             log,
             self_tx,
@@ -332,6 +337,9 @@ impl KeeperCore {
                 _ = ticker.tick() => {
                     // Only the leader decides expiry and reaps; the others tell it whom they heard.
                     if self.role.is_leader {
+                        if self.ensemble() {
+                            self.init_config();
+                        }
                         self.expire_sessions();
                         if last_reap.elapsed() >= reap_every {
                             last_reap = Instant::now();
@@ -436,6 +444,7 @@ impl KeeperCore {
             Origin::Reap { path } => {
                 self.reaping.remove(&path);
             }
+            Origin::InitConfig => self.init_config_pending = false,
             Origin::Housekeeping => {}
         }
     }
@@ -458,6 +467,10 @@ impl KeeperCore {
             for l in self.live.values_mut() {
                 l.last_heard = now;
                 l.closing = false;
+            }
+            if self.ensemble() {
+                self.init_config();
+                self.reconcile_membership();
             }
         }
         if role.quorum && !was.quorum {
@@ -683,7 +696,9 @@ impl KeeperCore {
         }
         let Some(c) = self.conns.get_mut(&conn) else { return };
         // In an ensemble, sync goes through the log (see `DataTree::apply`).
-        let write = r.req.is_write() || (ensemble && matches!(r.req, Request::Sync(_)));
+        let write = r.req.is_write()
+            || (ensemble && matches!(r.req, Request::Sync(_)))
+            || (ensemble && self.cfg.reconfig_enabled && matches!(r.req, Request::Reconfig(_)));
         if write && c.read_only {
             let f = frame(
                 &ReplyHeader { xid: r.xid, zxid: self.tree.last_zxid(), err: ErrorCode::NotReadOnly.code() },
@@ -847,7 +862,9 @@ impl KeeperCore {
                     }
                     MultiHeader::end().encode(&mut w);
                 }
-                Request::Reconfig => return Err(ErrorCode::ReconfigDisabled),
+                // Reached standalone, or with reconfig disabled: ZooKeeper's answers for both.
+                Request::Reconfig(_) if self.cfg.reconfig_enabled => return Err(ErrorCode::Unimplemented),
+                Request::Reconfig(_) => return Err(ErrorCode::ReconfigDisabled),
                 _ => return Err(ErrorCode::Unimplemented),
             }
             Ok(())
@@ -961,8 +978,40 @@ impl KeeperCore {
         }
     }
 
+    /// At the leader of a new ensemble: writes the static configuration into the log, so that
+    /// every member (and every later joiner) derives `/zookeeper/config` from the log alone.
+    /// Retried on every tick until it is applied.
+    fn init_config(&mut self) {
+        if !self.role.is_leader || self.init_config_pending || self.tree.ensemble_config().is_some() {
+            return;
+        }
+        let servers = self.cfg.peers.iter().map(|p| (p.id, p.spec.clone())).collect();
+        self.init_config_pending = true;
+        self.propose(0, vec![], TxnKind::InitConfig { servers }, Origin::InitConfig);
+    }
+
+    /// At the leader: asks raft to make its membership what `/zookeeper/config` says.
+    fn reconcile_membership(&self) {
+        let (Replicator::Raft(tx), true) = (&self.log, self.role.is_leader) else { return };
+        if let Some(c) = self.tree.ensemble_config() {
+            let (voters, observers) = c.members();
+            let _ = tx.send(ToRaft::Membership { voters, observers });
+        }
+    }
+
     fn after_apply(&mut self, index: u64, txn: &Txn, origin: Origin, out: Outcome) {
         let zxid = index as i64;
+        let config_change = match &txn.kind {
+            TxnKind::InitConfig { .. } => {
+                self.init_config_pending = false;
+                true
+            }
+            TxnKind::Request { op, .. } => *op == OpCode::Reconfig.code() && out.err == 0,
+            _ => false,
+        };
+        if config_change {
+            self.reconcile_membership();
+        }
         for t in &out.events {
             for conn in self.watches.trigger(&t.path, t.event) {
                 // The watch is used up either way; the event goes only to readers (3.8.4+).

@@ -30,16 +30,17 @@ use keeper_raft::{CommittedLeaderId, NodeId, Raft};
 use openraft::async_runtime::WatchReceiver;
 use openraft::impls::ProgressResponder;
 use openraft::Instant as _;
-use openraft::{BasicNode, ServerState, SnapshotPolicy};
-use std::collections::{BTreeMap, HashMap};
+use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub const K_FORWARD: u8 = K_APP_MIN;
 pub const K_TOUCH: u8 = K_APP_MIN + 1;
+pub const K_STATUS: u8 = K_APP_MIN + 2;
 
 /// Proposals as (seq, encoded txn).
 type Batch = Vec<(u64, Vec<u8>)>;
@@ -114,18 +115,43 @@ pub async fn start(
     let (app_tx, app_rx) = mpsc::channel(1024);
     let hooks = ServerHooks::new(Some(app_tx));
     let server = RaftServer::spawn_with(listener, raft.clone(), hooks.clone());
+    tokio::spawn(peer_handler(app_rx, raft.clone(), core.clone()));
     if !raft.is_initialized().await.context("raft state")? {
-        // Every member initializes with the same voters: the entries are identical, so it
-        // does not matter who goes first; a member that already has a log skips this.
-        tracing::info!("initializing the ensemble with voters {:?}", members.keys().collect::<Vec<_>>());
-        if let Err(e) = raft.initialize(members.clone()).await {
-            tracing::info!("initialize: {e}");
+        if let Some(peer) = initialized_peer(id, &members).await {
+            // An ensemble exists: this member was (or will be) added by a reconfig, and the
+            // leader sends it the log. Initializing here would start a second history.
+            tracing::info!("member {peer} already runs an ensemble: joining it, waiting for its leader");
+        } else {
+            // Founding members all initialize with the same voters: the entries are identical,
+            // so it does not matter who goes first.
+            tracing::info!("initializing the ensemble with voters {:?}", members.keys().collect::<Vec<_>>());
+            if let Err(e) = raft.initialize(members.clone()).await {
+                tracing::info!("initialize: {e}");
+            }
         }
     }
-    tokio::spawn(peer_handler(app_rx, raft.clone(), core.clone()));
     tokio::spawn(role_watcher(raft.clone(), hooks, lease, core.clone(), shutdown.clone()));
     tokio::spawn(proposer(proposals, raft.clone(), id, core));
     Ok(Ensemble { raft, server: Some(server) })
+}
+
+/// A peer that says it has an ensemble's log, if any answers within a short wait.
+async fn initialized_peer(id: NodeId, members: &BTreeMap<NodeId, BasicNode>) -> Option<NodeId> {
+    for _round in 0..3 {
+        for (peer, node) in members {
+            if *peer == id {
+                continue;
+            }
+            let mut c = AppClient::new(node.addr.clone());
+            if let Ok(b) = c.call(K_STATUS, &[], Duration::from_millis(300)).await {
+                if b.first() == Some(&1) {
+                    return Some(*peer);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Raft state machine -> core.
@@ -165,6 +191,20 @@ async fn adapter(mut rx: mpsc::Receiver<ActorMsg>, core: mpsc::Sender<CoreMsg>) 
 /// Appends `txns` (proposed under `term`) at this node, which believes it leads `term`.
 /// Returns, once they are all settled, the seqs that were refused or failed.
 async fn append_here(raft: &Raft, term: u64, txns: Batch) -> impl std::future::Future<Output = Vec<u64>> {
+    // A leader refuses writes until a quorum has acknowledged it (its lease); right after an
+    // election that takes one heartbeat round. Waiting for it here, briefly, spares the clients
+    // a needless ConnectionLoss.
+    for _ in 0..40 {
+        let writable = {
+            let m = raft.metrics();
+            let m = m.borrow_watched();
+            m.state != ServerState::Leader || m.current_term != term || m.last_quorum_acked.is_some()
+        };
+        if writable {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let mut waits = Vec::with_capacity(txns.len());
     let mut refused = Vec::new();
     for (seq, txn) in txns {
@@ -226,6 +266,8 @@ fn decode_seqs(body: &[u8]) -> std::io::Result<Vec<u64>> {
 /// Core proposals -> the leader, in the order the core made them.
 async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeId, core: mpsc::Sender<CoreMsg>) {
     let mut clients: HashMap<NodeId, AppClient> = HashMap::new();
+    let (membership, wanted) = watch::channel(None);
+    tokio::spawn(follow_config(raft.clone(), wanted));
     let mut pending = Vec::new();
     while let Some(first) = rx.recv().await {
         pending.push(first);
@@ -247,6 +289,9 @@ async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeI
         for m in pending.drain(..) {
             match m {
                 ToRaft::Touch(s) => touches.extend(s),
+                ToRaft::Membership { voters, observers } => {
+                    let _ = membership.send(Some((voters, observers)));
+                }
                 ToRaft::Propose { term, seq, txn } => match runs.last_mut() {
                     Some((t, run)) if *t == term => run.push((seq, txn)),
                     _ => runs.push((term, vec![(seq, txn)])),
@@ -298,6 +343,62 @@ async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeI
     }
 }
 
+type Members = BTreeMap<NodeId, String>;
+
+/// At the leader: makes raft's membership follow `/zookeeper/config` (the latest wanted state;
+/// a failed change is retried while this member leads).
+async fn follow_config(raft: Raft, mut wanted: watch::Receiver<Option<(Members, Members)>>) {
+    while wanted.changed().await.is_ok() {
+        loop {
+            let Some((voters, observers)) = wanted.borrow_and_update().clone() else { break };
+            match change_membership(&raft, &voters, &observers).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!("changing the ensemble's membership: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if !raft.metrics().borrow_watched().state.is_leader() || wanted.has_changed().unwrap_or(true) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn change_membership(raft: &Raft, voters: &Members, observers: &Members) -> Result<(), String> {
+    let current = |raft: &Raft| {
+        let m = raft.metrics().borrow_watched().clone();
+        let mem = m.membership_config.membership().clone();
+        let nodes: BTreeSet<NodeId> = mem.nodes().map(|(id, _)| *id).collect();
+        let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
+        (nodes, voters)
+    };
+    let want_voters: BTreeSet<NodeId> = voters.keys().copied().collect();
+    if want_voters.is_empty() {
+        tracing::error!("the configuration names no voters; raft's membership stays as it is");
+        return Ok(());
+    }
+    let want_nodes: BTreeSet<NodeId> = voters.keys().chain(observers.keys()).copied().collect();
+    let (nodes, cur_voters) = current(raft);
+    for (id, addr) in voters.iter().chain(observers.iter()) {
+        if !nodes.contains(id) {
+            tracing::info!("adding member {id} at {addr} as a learner");
+            raft.add_learner(*id, BasicNode::new(addr), false).await.map_err(|e| e.to_string())?;
+        }
+    }
+    if cur_voters != want_voters {
+        tracing::info!("changing voters from {cur_voters:?} to {want_voters:?}");
+        raft.change_membership(ChangeMembers::ReplaceAllVoters(want_voters), false).await.map_err(|e| e.to_string())?;
+    }
+    let (nodes, _) = current(raft);
+    let extra: BTreeSet<NodeId> = nodes.difference(&want_nodes).copied().collect();
+    if !extra.is_empty() {
+        tracing::info!("removing members {extra:?}");
+        raft.change_membership(ChangeMembers::RemoveNodes(extra), false).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Frames other members send to this one.
 async fn peer_handler(mut rx: mpsc::Receiver<AppRequest>, raft: Raft, core: mpsc::Sender<CoreMsg>) {
     while let Some(req) = rx.recv().await {
@@ -328,6 +429,10 @@ async fn peer_handler(mut rx: mpsc::Receiver<AppRequest>, raft: Raft, core: mpsc
                         let _ = req.reply.send(Err(format!("bad touch frame: {e}")));
                     }
                 }
+            }
+            K_STATUS => {
+                let initialized = raft.is_initialized().await.unwrap_or(false);
+                let _ = req.reply.send(Ok(vec![initialized as u8]));
             }
             k => {
                 let _ = req.reply.send(Err(format!("unknown peer frame kind {k}")));

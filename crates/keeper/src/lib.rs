@@ -16,6 +16,7 @@ pub mod core;
 pub mod ensemble;
 pub mod fourlw;
 pub mod path;
+pub mod reconfig;
 pub mod server;
 pub mod snapshot;
 pub mod tree;

@@ -7,12 +7,13 @@
 
 use crate::acl;
 use crate::path;
+use crate::reconfig::{EnsembleConfig, CONFIG_NODE};
 use crate::txn::{Txn, TxnKind};
 use imbl::{HashMap as PersistentMap, OrdSet};
 use keeper_proto::{
     Acl, CheckVersionRequest, Create2Response, CreateMode, CreateRequest, CreateResponse, CreateTtlRequest,
-    DecodeError, DeleteRequest, ErrorCode, ErrorResponse, EventType, Id, Jute, MultiHeader, OpCode, PathRequest, Perms,
-    Reader, Request, SetAclRequest, SetDataRequest, Stat, SyncResponse, Writer,
+    DecodeError, DeleteRequest, ErrorCode, ErrorResponse, EventType, GetDataResponse, Id, Jute, MultiHeader, OpCode,
+    PathRequest, Perms, Reader, Request, SetAclRequest, SetDataRequest, Stat, SyncResponse, Writer,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -165,6 +166,12 @@ impl DataTree {
         t.nodes.insert("/zookeeper/config".into(), empty(read_only));
         t.rebuild_children();
         t
+    }
+
+    /// The ensemble's configuration, once its first leader has set it.
+    pub fn ensemble_config(&self) -> Option<EnsembleConfig> {
+        let data = self.nodes.get(CONFIG_NODE)?.data.as_deref()?;
+        EnsembleConfig::parse(std::str::from_utf8(data).ok()?)
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -330,6 +337,19 @@ impl DataTree {
                     Outcome { closed_session: Some(txn.session), ..Default::default() }
                 }
             }
+            TxnKind::InitConfig { servers } => {
+                if self.ensemble_config().is_none() {
+                    let mut c = EnsembleConfig::from_static(servers);
+                    c.version = zxid;
+                    if let Some(n) = self.nodes.get_mut(CONFIG_NODE) {
+                        n.data = Some(c.render().into_bytes());
+                        n.stat.mzxid = zxid;
+                        n.stat.mtime = txn.time_ms;
+                        n.stat.version = n.stat.version.wrapping_add(1);
+                    }
+                }
+                Outcome::default()
+            }
             TxnKind::Reap { path } => {
                 if self.reapable_now(path, txn.time_ms) {
                     let r = self.delete_node(zxid, path);
@@ -394,6 +414,16 @@ impl DataTree {
                 let stat = self.set_acl(txn, path, acl, *version)?;
                 stat.encode(w);
                 Ok(OpCode::SetAcl)
+            }
+            // ZooKeeper's order: version and shape of the change first, then WRITE on the node
+            // (only a super user has it by default).
+            Request::Reconfig(r) => {
+                let mut next = self.ensemble_config().unwrap_or_default().next(r)?;
+                next.version = zxid;
+                let text = next.render().into_bytes();
+                let stat = self.set_data(zxid, txn, CONFIG_NODE, Some(text.clone()), -1)?;
+                GetDataResponse { data: Some(text), stat }.encode(w);
+                Ok(OpCode::Reconfig)
             }
             // In an ensemble, sync is a log entry: its reply, sent after it is applied here,
             // means every write committed before it has been applied here too.

@@ -33,6 +33,9 @@ pub enum TxnKind {
     Request { op: i32, body: Vec<u8> },
     /// Deletes an empty container or an expired TTL node, if it still qualifies when applied.
     Reap { path: String },
+    /// The ensemble's first configuration (`server.N` lines), proposed by its first leader;
+    /// applied only while `/zookeeper/config` is still empty.
+    InitConfig { servers: Vec<(u64, String)> },
 }
 
 impl Txn {
@@ -60,6 +63,14 @@ impl Txn {
                 w.i32(4);
                 w.ustring(path);
             }
+            TxnKind::InitConfig { servers } => {
+                w.i32(5);
+                w.i32(servers.len() as i32);
+                for (id, spec) in servers {
+                    w.i64(*id as i64);
+                    w.ustring(spec);
+                }
+            }
         }
         w.buf
     }
@@ -77,6 +88,14 @@ impl Txn {
             2 => TxnKind::CloseSession,
             3 => TxnKind::Request { op: r.i32()?, body: r.buffer()?.unwrap_or_default() },
             4 => TxnKind::Reap { path: String::decode(&mut r)? },
+            5 => {
+                let n = r.vec_len(12)?.unwrap_or(0);
+                let mut servers = Vec::with_capacity(n);
+                for _ in 0..n {
+                    servers.push((r.i64()? as u64, String::decode(&mut r)?));
+                }
+                TxnKind::InitConfig { servers }
+            }
             n => return Err(DecodeError::BadValue { what: "txn kind", value: n as i64 }),
         };
         r.finish()?;
@@ -96,6 +115,7 @@ mod tests {
             TxnKind::CloseSession,
             TxnKind::Request { op: 1, body: vec![1, 2, 3] },
             TxnKind::Reap { path: "/c".into() },
+            TxnKind::InitConfig { servers: vec![(1, "h:1:2".into()), (2, "h:3:4:observer;5".into())] },
         ] {
             let t = Txn { time_ms: 12, session: 34, member: 3, seq: u64::MAX - 1, prev: 7, auth: auth.clone(), kind };
             assert_eq!(Txn::decode(&t.encode()).unwrap(), t);
