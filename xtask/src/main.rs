@@ -4,6 +4,17 @@
 //! the external clients the tests use (Debian's ZooKeeper C and Java clients; kazoo and its test
 //! suite in a venv), runs the Rust tests with nextest, then the kazoo suite against herd, gated
 //! on tests/kazoo/known_failures.txt.
+//!
+//! `cargo xtask bench keeper` puts herd's keeper and Apache ZooKeeper 3.8 side by side under the
+//! same load, standalone and as 3-server ensembles (`bench.rs`); `cargo xtask bench
+//! keeper-failover` times how long writes stop when an ensemble's leader is killed
+//! (`failover.rs`). `ensemble.rs` starts and stops the servers of both, `zkwire.rs` is the small
+//! ZooKeeper client the failover writer uses.
+
+mod bench;
+mod ensemble;
+mod failover;
+mod zkwire;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -90,162 +101,47 @@ fn test(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Debian's Apache ZooKeeper 3.8 classpath (package `zookeeper`).
-const ZK_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:\
-/usr/share/java/netty-resolver.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A server process stopped (SIGKILL, then reaped) when dropped.
-struct Server(std::process::Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_ruok(addr: &str) -> Result<()> {
-    use std::io::{Read, Write};
-    let t0 = Instant::now();
-    while t0.elapsed() < std::time::Duration::from_secs(60) {
-        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-            let mut out = String::new();
-            if s.write_all(b"ruok").is_ok() && s.read_to_string(&mut out).is_ok() && out == "imok" {
-                return Ok(());
-            }
+/// The `herd` binary under test (and the load generator): the one given with `--herd-bin`, or
+/// else the release build, built now.
+fn herd_binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(bin) = given {
+        if !bin.is_file() {
+            bail!("--herd-bin {}: no such file", bin.display());
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        return Ok(std::path::absolute(&bin)?);
     }
-    bail!("{addr} did not answer ruok within 60 s")
-}
-
-/// `cargo xtask bench keeper`: herd's keeper and Apache ZooKeeper 3.8 (Debian's), each on a
-/// fresh data dir on the same disk, loaded by `herd bench keeper` in turn, in one run.
-fn bench_keeper(args: &[String]) -> Result<()> {
     let root = root();
-    let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).cloned();
-    let seconds = seconds.unwrap_or_else(|| "5".into());
-    install_debian_clients()?;
     run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "herd"]))?;
-    let herd = root.join("target/release/herd");
-    let tmp = std::env::temp_dir().join(format!("herd-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
+    Ok(root.join("target/release/herd"))
+}
 
-    let herd_addr = format!("127.0.0.1:{}", free_port()?);
-    let herd_dir = tmp.join("herd");
-    let herd_server = Server(
-        Command::new(&herd)
-            .args(["keeper", "--data-dir"])
-            .arg(&herd_dir)
-            .args(["--client-addr", &herd_addr])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(tmp.join("herd.log"))?)
-            .spawn()?,
-    );
-    let zk_port = free_port()?;
-    let zk_dir = tmp.join("zk");
-    std::fs::create_dir_all(&zk_dir)?;
-    let cfg = zk_dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tickTime=2000\ndataDir={}\nclientPort={zk_port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
-             4lw.commands.whitelist=*\nadmin.enableServer=false\n",
-            zk_dir.display()
-        ),
-    )?;
-    let zk_server = Server(
-        Command::new("java")
-            .args([
-                "-cp",
-                ZK_CLASSPATH,
-                "-Dzookeeper.root.logger=WARN,CONSOLE",
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-            ])
-            .arg(&cfg)
-            .stdout(std::fs::File::create(tmp.join("zk.log"))?)
-            .stderr(std::process::Stdio::null())
-            .spawn()?,
-    );
-    let zk_addr = format!("127.0.0.1:{zk_port}");
-    wait_ruok(&herd_addr)?;
-    wait_ruok(&zk_addr)?;
-
-    let mut rows = Vec::new();
-    let workloads = [
-        ("create", "16", "16"),
-        ("set", "16", "16"),
-        ("get", "16", "16"),
-        ("create=1,set=1,get=8,exists=1,delete=1", "16", "16"),
-        ("create", "1", "1"),
-    ];
-    for (op, clients, depth) in workloads {
-        for (label, addr) in [("herd", &herd_addr), ("zookeeper-3.8", &zk_addr)] {
-            let out = Command::new(&herd)
-                .args(["bench", "keeper", "--target", addr, "--mix", op, "--clients", clients, "--depth", depth])
-                .args(["--seconds", &seconds, "--label", label])
-                .output()?;
-            if !out.status.success() {
-                bail!("bench {op} against {label} failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            println!("{line}");
-            let field = |k: &str| -> f64 {
-                line.split(&format!("\"{k}\":"))
-                    .nth(1)
-                    .and_then(|r| r.split([',', '}']).next())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0.0)
-            };
-            rows.push((
-                format!("{op} c={clients} d={depth}"),
-                label,
-                field("ops_per_s"),
-                field("p50_us"),
-                field("p99_us"),
-                field("p999_us"),
-            ));
+/// Runs `f` in a fresh temporary directory, removed when `f` succeeds and kept (its path
+/// printed) for the servers' logs when it fails.
+fn with_scratch_dir<T>(name: &str, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    let tmp = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let r = f(&tmp);
+    match &r {
+        Ok(_) => {
+            let _ = std::fs::remove_dir_all(&tmp);
         }
+        Err(_) => eprintln!("xtask: logs kept in {}", tmp.display()),
     }
-    println!("\n| workload | herd ops/s | ZooKeeper ops/s | herd/ZK | herd p50/p99/p99.9 us | ZK p50/p99/p99.9 us |");
-    println!("|---|---|---|---|---|---|");
-    for pair in rows.chunks(2) {
-        let (h, z) = (&pair[0], &pair[1]);
-        println!(
-            "| {} | {:.0} | {:.0} | {:.2}x | {:.0}/{:.0}/{:.0} | {:.0}/{:.0}/{:.0} |",
-            h.0,
-            h.2,
-            z.2,
-            h.2 / z.2.max(1.0),
-            h.3,
-            h.4,
-            h.5,
-            z.3,
-            z.4,
-            z.5
-        );
-    }
-    let rss = |s: &Server| -> String {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", s.0.id())).unwrap_or_default();
-        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().to_owned());
-        kb.unwrap_or_else(|| "?".into())
-    };
-    println!("\npeak RSS (VmHWM): herd {}, ZooKeeper {}", rss(&herd_server), rss(&zk_server));
-    drop((herd_server, zk_server));
-    let _ = std::fs::remove_dir_all(&tmp);
-    Ok(())
+    r
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match (args.first().map(String::as_str), args.get(1).map(String::as_str)) {
         (Some("test"), _) => test(&args[1..]),
-        (Some("bench"), Some("keeper")) => bench_keeper(&args[2..]),
+        (Some("bench"), Some("keeper")) => bench::bench_keeper(&args[2..]),
+        (Some("bench"), Some("keeper-failover")) => failover::bench_failover(&args[2..]),
         _ => {
-            eprintln!("usage: cargo xtask test [--no-kazoo] | cargo xtask bench keeper [--seconds N]");
+            eprintln!(
+                "usage: cargo xtask test [--no-kazoo]\n       \
+                 cargo xtask bench keeper [--seconds N] [--nodes 1|3|both] [--herd-bin PATH]\n       \
+                 cargo xtask bench keeper-failover [--trials N] [--system herd|zk|both] [--herd-bin PATH]"
+            );
             std::process::exit(2);
         }
     }
