@@ -174,6 +174,32 @@ impl SyncClient {
         Ok(GetChildrenResponse::from_bytes(&b)?.children)
     }
 
+    /// ZooKeeper's reconfig: servers joining (`server.N=host:peer:election[:type];clientPort`,
+    /// comma-separated) and leaving (ids), or a whole new member list; `from_config` -1 for
+    /// any. Returns `/zookeeper/config` after the change.
+    pub fn reconfig(
+        &mut self,
+        joining: &str,
+        leaving: &str,
+        new_members: &str,
+        from_config: i64,
+    ) -> Result<(Vec<u8>, Stat), ClientError> {
+        let req = ReconfigRequest {
+            joining_servers: joining.into(),
+            leaving_servers: leaving.into(),
+            new_members: new_members.into(),
+            cur_config_id: from_config,
+        };
+        let r = GetDataResponse::from_bytes(&self.call(OpCode::Reconfig, &req.to_bytes())?)?;
+        Ok((r.data.unwrap_or_default(), r.stat))
+    }
+
+    /// ZooKeeper's sync: once it returns, reads through this connection see every write that
+    /// was committed before it was sent.
+    pub fn sync(&mut self, path: &str) -> Result<(), ClientError> {
+        self.call(OpCode::Sync, &PathRequest { path: path.into() }.to_bytes()).map(|_| ())
+    }
+
     /// Ends the session (its ephemerals go at once).
     pub fn close(mut self) -> Result<(), ClientError> {
         self.call(OpCode::CloseSession, &[]).map(|_| ())

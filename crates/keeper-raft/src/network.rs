@@ -185,6 +185,16 @@ impl TcpNetwork {
     }
 }
 
+/// openraft gives AppendEntries the heartbeat interval as its time-out. A follower's fsync on a
+/// busy disk can take longer than that, and a timed-out RPC costs a reconnect and a resend, so
+/// the time-out is at least [`APPEND_TTL_MIN`]. A dead follower is still noticed at once (the
+/// connection fails), and a silent one by the missing acknowledgements behind the leader lease.
+pub const APPEND_TTL_MIN: Duration = Duration::from_secs(1);
+
+fn append_ttl(option: &RPCOption) -> Duration {
+    option.soft_ttl().max(APPEND_TTL_MIN)
+}
+
 impl RaftNetworkV2<TypeConfig> for TcpNetwork {
     type SnapshotData = SnapshotData;
 
@@ -196,7 +206,7 @@ impl RaftNetworkV2<TypeConfig> for TcpNetwork {
         let mut b = Vec::new();
         codec::put_append_req(&mut b, &rpc);
         let resp =
-            self.rpc(K_APPEND, &b, option.soft_ttl()).await.map_err(|e| e.into_rpc(self, RPCTypes::AppendEntries))?;
+            self.rpc(K_APPEND, &b, append_ttl(&option)).await.map_err(|e| e.into_rpc(self, RPCTypes::AppendEntries))?;
         codec::get_append_resp(&mut Rd::new(&resp)).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 

@@ -28,11 +28,15 @@ use crate::Raft;
 pub fn herd_config() -> Config {
     Config {
         cluster_name: "herd".to_string(),
-        // Leader -> follower heartbeat. Also the RPC timeout openraft passes for AppendEntries
-        // (`RPCOption::hard_ttl`), so it must exceed network RTT + follower fsync.
-        heartbeat_interval: 100,
-        election_timeout_min: 400,
-        election_timeout_max: 800,
+        // Leader -> follower heartbeat. openraft also passes it as the AppendEntries time-out;
+        // the network raises that to `APPEND_TTL_MIN` (a busy follower's fsync can be slower).
+        heartbeat_interval: 50,
+        // The leader lease is election_timeout_max: a follower grants no vote while it heard
+        // from a leader within it, so failover takes at least that long. Pre-vote and the lease
+        // keep a follower that missed a few heartbeats (a loaded machine) from disturbing a
+        // live leader.
+        election_timeout_min: 300,
+        election_timeout_max: 500,
         // Whole-snapshot RPC timeout (`full_snapshot` gets it as hard_ttl).
         install_snapshot_timeout: 30_000,
         // Entries per AppendEntries RPC.

@@ -615,6 +615,7 @@ impl KeeperCore {
         }
         // As ZooKeeper does, a resumed session takes the timeout negotiated on this connect.
         let s = &self.tree.sessions()[&sid];
+        let owner = s.owner;
         let resp = ConnectResponse {
             protocol_version: 0,
             timeout_ms: timeout as i32,
@@ -626,6 +627,11 @@ impl KeeperCore {
         if let Some(old) = old {
             tracing::info!("session 0x{sid:x} moved to a new connection; closing the old one");
             self.close_conn(old);
+        }
+        if owner != self.cfg.server_id {
+            // The client came from another member: from this entry on, writes for the session
+            // count only through this member, and the other one drops its connection.
+            self.propose(sid, vec![], TxnKind::MoveSession, Origin::Housekeeping);
         }
         c.session = sid;
         let mut w = Writer::framed();
@@ -1063,6 +1069,14 @@ impl KeeperCore {
             self.send(conn, reply);
             drop(permit);
             self.drain_queue(conn, txn.seq);
+        }
+        if let Some((sid, owner)) = out.moved_session {
+            if owner != self.cfg.server_id {
+                if let Some(conn) = self.live.get_mut(&sid).and_then(|l| l.conn.take()) {
+                    tracing::info!("session 0x{sid:x} moved to member {owner}; closing its connection here");
+                    self.close_conn(conn);
+                }
+            }
         }
         if let Some(sid) = out.closed_session {
             if let Some(l) = self.live.remove(&sid) {

@@ -54,6 +54,10 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn raft_config(cfg: &KeeperConfig) -> anyhow::Result<Arc<openraft::Config>> {
     let mut c = keeper_raft::node::herd_config();
     c.snapshot_policy = SnapshotPolicy::LogsSinceLast(cfg.snap_count);
+    // Behind the snapshot, keep half a snapshot's worth of log for followers a little behind;
+    // one further behind gets the snapshot.
+    c.max_in_snapshot_log_to_keep = (cfg.snap_count / 2).min(10_000);
+    c.purge_batch_size = (cfg.snap_count / 10).clamp(1, 1024);
     Ok(Arc::new(c.validate().context("raft configuration")?))
 }
 
@@ -110,7 +114,9 @@ pub async fn start(
     tokio::spawn(adapter(actor_rx, core.clone()));
     let sm = ActorStateMachine::open(dir.join("sm"), actor_tx).context("opening the raft state machine")?;
     let config = raft_config(cfg)?;
-    let lease = Duration::from_millis(config.election_timeout_max);
+    // Out of touch this long, a member sends its clients elsewhere. Longer than a failover, so
+    // that the clients of surviving members stay connected through one.
+    let lease = Duration::from_millis(config.election_timeout_max * 2).max(Duration::from_secs(1));
     let raft = Raft::new(id, config, TcpNetworkFactory { id }, log, sm).await.context("starting raft")?;
     let (app_tx, app_rx) = mpsc::channel(1024);
     let hooks = ServerHooks::new(Some(app_tx));

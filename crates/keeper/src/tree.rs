@@ -58,6 +58,8 @@ pub fn node_kind(owner: i64) -> NodeKind {
 pub struct Session {
     pub timeout_ms: i32,
     pub passwd: Vec<u8>,
+    /// The member the session's client is connected to: the one whose writes for it count.
+    pub owner: u64,
 }
 
 /// A change that fires watches, with the ACL of the node it concerns: as in ZooKeeper 3.8.4+,
@@ -79,6 +81,8 @@ pub struct Outcome {
     pub events: Vec<WatchTrigger>,
     pub created_session: Option<i64>,
     pub closed_session: Option<i64>,
+    /// (session, its new owner).
+    pub moved_session: Option<(i64, u64)>,
     /// The entry broke its member's stream and changed nothing (see [`Txn::prev`]).
     pub skipped: bool,
 }
@@ -320,7 +324,8 @@ impl DataTree {
             TxnKind::CreateSession { timeout_ms, passwd } => {
                 // The proposer's id keeps ids readable per member; the index alone is unique.
                 let sid = ((txn.member as i64) << 56) | (zxid & 0x00FF_FFFF_FFFF_FFFF);
-                self.sessions.insert(sid, Session { timeout_ms: *timeout_ms, passwd: passwd.clone() });
+                self.sessions
+                    .insert(sid, Session { timeout_ms: *timeout_ms, passwd: passwd.clone(), owner: txn.member });
                 Outcome { created_session: Some(sid), ..Default::default() }
             }
             TxnKind::CloseSession => {
@@ -337,6 +342,13 @@ impl DataTree {
                     Outcome { closed_session: Some(txn.session), ..Default::default() }
                 }
             }
+            TxnKind::MoveSession => match self.sessions.get_mut(&txn.session) {
+                Some(s) => {
+                    s.owner = txn.member;
+                    Outcome { moved_session: Some((txn.session, txn.member)), ..Default::default() }
+                }
+                None => Outcome::error(ErrorCode::SessionExpired),
+            },
             TxnKind::InitConfig { servers } => {
                 if self.ensemble_config().is_none() {
                     let mut c = EnsembleConfig::from_static(servers);
@@ -356,6 +368,11 @@ impl DataTree {
                     debug_assert!(r.is_ok());
                 }
                 Outcome::default()
+            }
+            // A write through a member that no longer holds the session (its client moved to
+            // another member since): ZooKeeper's SessionMoved.
+            TxnKind::Request { .. } if self.sessions.get(&txn.session).is_some_and(|s| s.owner != txn.member) => {
+                Outcome::error(ErrorCode::SessionMoved)
             }
             TxnKind::Request { op, body } => match Request::decode(*op, body) {
                 Ok(req) => self.apply_request(zxid, txn, &req),
@@ -719,7 +736,8 @@ impl DataTree {
             let sid = r.i64()?;
             let timeout_ms = r.i32()?;
             let passwd = r.buffer()?.unwrap_or_default();
-            t.sessions.insert(sid, Session { timeout_ms, passwd });
+            let owner = r.i64()? as u64;
+            t.sessions.insert(sid, Session { timeout_ms, passwd, owner });
         }
         let n = r.vec_len(80)?.unwrap_or(0);
         for _ in 0..n {
@@ -757,6 +775,7 @@ impl TreeView {
             w.i64(*sid);
             w.i32(s.timeout_ms);
             w.buffer(Some(&s.passwd));
+            w.i64(s.owner as i64);
         }
         w.i32(self.nodes.len() as i32);
         // Any order will do: loading inserts every node, then links children.

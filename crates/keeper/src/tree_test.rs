@@ -259,3 +259,27 @@ fn a_members_proposals_apply_as_a_gap_free_prefix() {
     let back = DataTree::deserialize(&tree.serialize()).unwrap();
     assert_eq!(back.streams, tree.streams);
 }
+
+#[test]
+fn writes_count_only_through_the_member_that_owns_the_session() {
+    let mut tree = DataTree::new();
+    let mut index = 0;
+    let mut apply = |member: u64, session: i64, kind: TxnKind| {
+        index += 1;
+        let t = Txn { time_ms: 1, session, member, seq: index, prev: 0, auth: vec![], kind };
+        tree.apply(index, &t)
+    };
+    let create = |p: &str| {
+        let (op, body) =
+            encode(&Request::Create(CreateRequest { path: p.into(), data: None, acl: anyone(), flags: 0 }));
+        TxnKind::Request { op, body }
+    };
+    let sid = apply(1, 0, TxnKind::CreateSession { timeout_ms: 4000, passwd: vec![1; 16] }).created_session.unwrap();
+    assert_eq!(apply(1, sid, create("/a")).err, 0);
+    assert_eq!(apply(2, sid, create("/b")).err, ErrorCode::SessionMoved.code());
+    assert_eq!(apply(2, sid, TxnKind::MoveSession).moved_session, Some((sid, 2)));
+    assert_eq!(apply(2, sid, create("/b")).err, 0);
+    assert_eq!(apply(1, sid, create("/c")).err, ErrorCode::SessionMoved.code());
+    let back = DataTree::deserialize(&tree.serialize()).unwrap();
+    assert_eq!(back.sessions()[&sid].owner, 2);
+}

@@ -36,6 +36,8 @@ pub enum TxnKind {
     /// The ensemble's first configuration (`server.N` lines), proposed by its first leader;
     /// applied only while `/zookeeper/config` is still empty.
     InitConfig { servers: Vec<(u64, String)> },
+    /// `Txn::session`'s client reconnected to `Txn::member`: that member owns it from now on.
+    MoveSession,
 }
 
 impl Txn {
@@ -63,6 +65,7 @@ impl Txn {
                 w.i32(4);
                 w.ustring(path);
             }
+            TxnKind::MoveSession => w.i32(6),
             TxnKind::InitConfig { servers } => {
                 w.i32(5);
                 w.i32(servers.len() as i32);
@@ -96,6 +99,7 @@ impl Txn {
                 }
                 TxnKind::InitConfig { servers }
             }
+            6 => TxnKind::MoveSession,
             n => return Err(DecodeError::BadValue { what: "txn kind", value: n as i64 }),
         };
         r.finish()?;
@@ -115,6 +119,7 @@ mod tests {
             TxnKind::CloseSession,
             TxnKind::Request { op: 1, body: vec![1, 2, 3] },
             TxnKind::Reap { path: "/c".into() },
+            TxnKind::MoveSession,
             TxnKind::InitConfig { servers: vec![(1, "h:1:2".into()), (2, "h:3:4:observer;5".into())] },
         ] {
             let t = Txn { time_ms: 12, session: 34, member: 3, seq: u64::MAX - 1, prev: 7, auth: auth.clone(), kind };
