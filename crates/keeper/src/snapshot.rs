@@ -12,7 +12,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"HERDSNAP";
-const VERSION: u32 = 1;
+/// 2: sessions carry their owner member; the state ends with each member's last applied proposal.
+const VERSION: u32 = 2;
 pub const KEEP: usize = 2;
 
 pub fn write(dir: &Path, index: u64, state: &[u8]) -> io::Result<PathBuf> {
