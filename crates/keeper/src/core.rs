@@ -338,6 +338,8 @@ impl KeeperCore {
                     // Only the leader decides expiry and reaps; the others tell it whom they heard.
                     if self.role.is_leader {
                         if self.ensemble() {
+                            // The leader's own clients touched their sessions directly.
+                            self.touched.clear();
                             self.init_config();
                         }
                         self.expire_sessions();

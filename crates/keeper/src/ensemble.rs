@@ -114,10 +114,11 @@ pub async fn start(
     tokio::spawn(adapter(actor_rx, core.clone()));
     let sm = ActorStateMachine::open(dir.join("sm"), actor_tx).context("opening the raft state machine")?;
     let config = raft_config(cfg)?;
+    let raft_config = config.clone();
     // Out of touch this long, a member sends its clients elsewhere. Longer than a failover, so
     // that the clients of surviving members stay connected through one.
     let lease = Duration::from_millis(config.election_timeout_max * 2).max(Duration::from_secs(1));
-    let raft = Raft::new(id, config, TcpNetworkFactory { id }, log, sm).await.context("starting raft")?;
+    let raft = Raft::new(id, raft_config.clone(), TcpNetworkFactory { id }, log, sm).await.context("starting raft")?;
     let (app_tx, app_rx) = mpsc::channel(1024);
     let hooks = ServerHooks::new(Some(app_tx));
     let server = RaftServer::spawn_with(listener, raft.clone(), hooks.clone());
@@ -136,7 +137,8 @@ pub async fn start(
             }
         }
     }
-    tokio::spawn(role_watcher(raft.clone(), hooks, lease, core.clone(), shutdown.clone()));
+    let raft_lease = Duration::from_millis(raft_config.election_timeout_max);
+    tokio::spawn(role_watcher(raft.clone(), hooks, lease, raft_lease, core.clone(), shutdown.clone()));
     tokio::spawn(proposer(proposals, raft.clone(), id, core));
     Ok(Ensemble { raft, server: Some(server) })
 }
@@ -447,16 +449,25 @@ async fn peer_handler(mut rx: mpsc::Receiver<AppRequest>, raft: Raft, core: mpsc
     }
 }
 
-/// Tells the core who leads and whether this member is in touch with a quorum.
+/// Tells the core who leads and whether this member is in touch with a quorum; and calls an
+/// election as soon as the silent leader's lease has run out.
+///
+/// openraft's own election timer fires at a random point in the election timeout, but while the
+/// leader lease (election_timeout_max since the last heartbeat) lasts, no member may vote, so a
+/// timer that fires early is wasted and the next one comes a whole timeout later. Here a
+/// follower that has heard nothing for the lease asks for a pre-vote election at once, the
+/// members staggered by their rank so that two do not split the vote.
 async fn role_watcher(
     raft: Raft,
     hooks: ServerHooks,
     lease: Duration,
+    raft_lease: Duration,
     core: mpsc::Sender<CoreMsg>,
     shutdown: CancellationToken,
 ) {
     let mut last: Option<Role> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut last_elect: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -464,6 +475,17 @@ async fn role_watcher(
         }
         let m = raft.metrics().borrow_watched().clone();
         let is_leader = m.state == ServerState::Leader;
+        if !is_leader {
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            let rank = voters.iter().filter(|v| Some(**v) != m.current_leader && **v < m.id).count() as u32;
+            let due = raft_lease + Duration::from_millis(20) + Duration::from_millis(80) * rank;
+            let silent = hooks.since_last_append().is_some_and(|d| d > due);
+            let recently = last_elect.is_some_and(|t| t.elapsed() < raft_lease);
+            if silent && !recently && voters.contains(&m.id) {
+                last_elect = Some(tokio::time::Instant::now());
+                let _ = raft.trigger().elect(true).await;
+            }
+        }
         let quorum = if is_leader {
             m.last_quorum_acked.as_ref().is_some_and(|t| t.elapsed() < lease)
         } else {
