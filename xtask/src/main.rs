@@ -139,17 +139,37 @@ fn with_scratch_dir<T>(name: &str, f: impl FnOnce(&Path) -> Result<T>) -> Result
     r
 }
 
+/// The ensemble fault suites, each nemesis loop stretched to `--minutes` (default 30): the same
+/// tests CI runs for seconds, with the same checkers.
+fn soak_keeper(args: &[String]) -> Result<()> {
+    let minutes: u64 = match args.iter().position(|a| a == "--minutes") {
+        Some(i) => args.get(i + 1).context("--minutes needs a number")?.parse().context("--minutes")?,
+        None => 30,
+    };
+    let root = root();
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root).env("HERD_SOAK_SECONDS", (minutes * 60).to_string());
+    if have("cargo-nextest") {
+        cmd.args(["nextest", "run", "-p", "herd", "--test", "ensemble_faults", "--no-capture"]);
+    } else {
+        cmd.args(["test", "-p", "herd", "--test", "ensemble_faults", "--", "--nocapture", "--test-threads=1"]);
+    }
+    run(&mut cmd)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match (args.first().map(String::as_str), args.get(1).map(String::as_str)) {
         (Some("test"), _) => test(&args[1..]),
         (Some("bench"), Some("keeper")) => bench::bench_keeper(&args[2..]),
         (Some("bench"), Some("keeper-failover")) => failover::bench_failover(&args[2..]),
+        (Some("soak"), Some("keeper")) => soak_keeper(&args[2..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask test [--no-kazoo]\n       \
                  cargo xtask bench keeper [--seconds N] [--nodes 1|3|both] [--herd-bin PATH]\n       \
-                 cargo xtask bench keeper-failover [--trials N] [--system herd|zk|both] [--herd-bin PATH]"
+                 cargo xtask bench keeper-failover [--trials N] [--system herd|zk|both] [--herd-bin PATH]\n       \
+                 cargo xtask soak keeper [--minutes N]"
             );
             std::process::exit(2);
         }

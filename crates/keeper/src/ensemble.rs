@@ -309,7 +309,18 @@ async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeI
         for (term, run) in runs {
             let seqs: Vec<u64> = run.iter().map(|(s, _)| *s).collect();
             let lost = match (leader, &addr) {
-                (Some(l), _) if l == id => append_here(&raft, term, run).await.await,
+                (Some(l), _) if l == id => {
+                    // Appended in order now; the next batch need not wait for these to commit.
+                    let settled = append_here(&raft, term, run).await;
+                    let core = core.clone();
+                    tokio::spawn(async move {
+                        let lost = settled.await;
+                        if !lost.is_empty() {
+                            let _ = core.send(CoreMsg::Lost { seqs: lost }).await;
+                        }
+                    });
+                    Vec::new()
+                }
                 (Some(l), Some(addr)) => {
                     let client = clients.entry(l).or_insert_with(|| AppClient::new(addr.clone()));
                     if client.addr() != addr {
