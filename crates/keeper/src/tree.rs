@@ -16,6 +16,7 @@ use keeper_proto::{
     PathRequest, Perms, Reader, Request, SetAclRequest, SetDataRequest, Stat, SyncResponse, Writer,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// `ephemeralOwner` of a container node.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -24,10 +25,13 @@ const TTL_MASK: u64 = 0xFF00_0000_0000_0000;
 /// The largest TTL ZooKeeper accepts (`EphemeralType.TTL` max), in milliseconds.
 pub const TTL_MAX_MS: i64 = 0xFF_FFFF_FFFF;
 
+/// An ACL shared by every node that has it (most nodes of a tree have one of a few ACLs).
+pub type AclList = Arc<Vec<Acl>>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub data: Option<Vec<u8>>,
-    pub acl: Vec<Acl>,
+    pub acl: AclList,
     pub stat: Stat,
     pub children: OrdSet<String>,
 }
@@ -68,7 +72,7 @@ pub struct Session {
 pub struct WatchTrigger {
     pub path: String,
     pub event: EventType,
-    pub acl: Vec<Acl>,
+    pub acl: AclList,
 }
 
 /// What applying one entry did.
@@ -113,6 +117,8 @@ pub struct DataTree {
     last_zxid: i64,
     /// Per proposing member, the last proposal of its that was applied (see [`Txn::prev`]).
     streams: BTreeMap<u64, u64>,
+    /// Recently used ACLs, shared between nodes (see [`DataTree::intern`]).
+    acls: Vec<AclList>,
     /// Whether TTL nodes may be created (`zookeeper.extendedTypesEnabled`).
     pub extended_types: bool,
     /// Prior states of the nodes a multi touched, to undo it if an op fails.
@@ -121,6 +127,9 @@ pub struct DataTree {
 }
 
 type OpResult<T> = Result<T, ErrorCode>;
+
+/// Distinct ACLs kept for sharing.
+const ACL_CACHE: usize = 32;
 
 fn open_acl() -> Vec<Acl> {
     vec![Acl { perms: Perms::ALL, id: acl::world_anyone() }]
@@ -158,11 +167,12 @@ impl DataTree {
             sessions: BTreeMap::new(),
             last_zxid: 0,
             streams: BTreeMap::new(),
+            acls: Vec::new(),
             extended_types: false,
             journal: None,
             events: Vec::new(),
         };
-        let empty = |acl: Vec<Acl>| Node { data: None, acl, stat: Stat::default(), children: OrdSet::new() };
+        let empty = |acl: Vec<Acl>| Node { data: None, acl: Arc::new(acl), stat: Stat::default(), children: OrdSet::new() };
         t.nodes.insert("/".into(), empty(open_acl()));
         t.nodes.insert("/zookeeper".into(), empty(open_acl()));
         t.nodes.insert("/zookeeper/quota".into(), empty(open_acl()));
@@ -170,6 +180,20 @@ impl DataTree {
         t.nodes.insert("/zookeeper/config".into(), empty(read_only));
         t.rebuild_children();
         t
+    }
+
+    /// The shared copy of `acl`: a few recently seen ACLs are kept and reused, so a million
+    /// nodes with the same ACL hold one copy of it (as ZooKeeper's ACL cache does).
+    fn intern(&mut self, acl: Vec<Acl>) -> AclList {
+        if let Some(a) = self.acls.iter().find(|a| ***a == acl) {
+            return a.clone();
+        }
+        let a = Arc::new(acl);
+        if self.acls.len() >= ACL_CACHE {
+            self.acls.remove(0);
+        }
+        self.acls.push(a.clone());
+        a
     }
 
     /// The ensemble's configuration, once its first leader has set it.
@@ -268,7 +292,7 @@ impl DataTree {
         if !acl::allowed(&n.acl, ids, Perms::READ | Perms::ADMIN) {
             return Err(ErrorCode::NoAuth);
         }
-        let mut out = n.acl.clone();
+        let mut out = n.acl.to_vec();
         if !acl::allowed(&n.acl, ids, Perms::ADMIN) {
             for a in out.iter_mut().filter(|a| a.id.scheme == "digest") {
                 let user = a.id.id.split(':').next().unwrap_or("").to_owned();
@@ -527,7 +551,7 @@ impl DataTree {
             Some(0) | None => "/".to_owned(),
             Some(i) => c.path[..i].to_owned(),
         };
-        let acl = acl::fixup(&c.acl, &txn.auth)?;
+        let acl = self.intern(acl::fixup(&c.acl, &txn.auth)?);
         let parent = self.nodes.get(&parent_path).ok_or(ErrorCode::NoNode)?;
         if !acl::allowed(&parent.acl, &txn.auth, Perms::CREATE) {
             return Err(ErrorCode::NoAuth);
@@ -601,7 +625,7 @@ impl DataTree {
         let acl = self.nodes.get(p).ok_or(ErrorCode::NoNode)?.acl.clone();
         self.touch(&parent_path);
         self.touch(p);
-        let mut parent_acl = Vec::new();
+        let mut parent_acl = AclList::default();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::name(p));
             parent.stat.pzxid = parent.stat.pzxid.max(zxid);
@@ -634,7 +658,7 @@ impl DataTree {
 
     fn set_acl(&mut self, txn: &Txn, p: &str, acl_in: &[Acl], version: i32) -> OpResult<Stat> {
         valid(p)?;
-        let fixed = acl::fixup(acl_in, &txn.auth)?;
+        let fixed = self.intern(acl::fixup(acl_in, &txn.auth)?);
         let n = self.nodes.get(p).ok_or(ErrorCode::NoNode)?;
         if !acl::allowed(&n.acl, &txn.auth, Perms::ADMIN) {
             return Err(ErrorCode::NoAuth);
@@ -743,7 +767,7 @@ impl DataTree {
         for _ in 0..n {
             let p = String::decode(&mut r)?;
             let data = Option::<Vec<u8>>::decode(&mut r)?;
-            let acl = Vec::<Acl>::decode(&mut r)?;
+            let acl = t.intern(Vec::<Acl>::decode(&mut r)?);
             let stat = Stat::decode(&mut r)?;
             if path::validate(&p).is_err() {
                 return Err(DecodeError::BadValue { what: "snapshot path", value: p.len() as i64 });
