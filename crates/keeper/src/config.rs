@@ -3,7 +3,7 @@
 //! that an operator migrates by swapping the binary.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// ZooKeeper's default `jute.maxbuffer` (0xfffff, just under 1 MiB).
@@ -96,6 +96,126 @@ pub struct KeeperConfig {
     /// `reconfigEnabled`: allow the reconfig op (by a super user, or whoever may write
     /// `/zookeeper/config`).
     pub reconfig_enabled: bool,
+    /// `secureClientPort`: the TLS client port; none = no TLS port.
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`: where the TLS port listens; default the client port's address.
+    pub secure_client_host: Option<IpAddr>,
+    /// The TLS port's keys and rules (`ssl.*`).
+    pub ssl: SslConfig,
+}
+
+/// How a key or trust store file is encoded (`ssl.keyStore.type`, `ssl.trustStore.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreType {
+    /// Java KeyStore (`keytool`'s format before Java 9).
+    Jks,
+    /// PEM: certificates, and for a key store an unencrypted private key.
+    Pem,
+    /// Recognised so that the error can say it is not supported.
+    Pkcs12,
+}
+
+impl StoreType {
+    fn parse(what: &str, v: &str) -> Result<Option<StoreType>, ConfigError> {
+        match v.trim().to_ascii_uppercase().as_str() {
+            "" => Ok(None),
+            "JKS" => Ok(Some(StoreType::Jks)),
+            "PEM" => Ok(Some(StoreType::Pem)),
+            "PKCS12" => Ok(Some(StoreType::Pkcs12)),
+            _ => Err(bad(what, v)),
+        }
+    }
+}
+
+/// A key or trust store (`ssl.keyStore.*`, `ssl.trustStore.*`). Its `Debug` hides the password.
+#[derive(Clone, Default)]
+pub struct StoreConfig {
+    /// `location`: the file.
+    pub location: Option<PathBuf>,
+    /// `password`; for a key store it also opens the private key, as in ZooKeeper.
+    pub password: Option<String>,
+    /// `passwordPath`: a file holding the password (one trailing newline is not part of it).
+    pub password_path: Option<PathBuf>,
+    /// `type`; none = from the file name (`.jks`, `.pem`, `.p12`/`.pfx`), else from its content.
+    pub store_type: Option<StoreType>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("location", &self.location)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("password_path", &self.password_path)
+            .field("store_type", &self.store_type)
+            .finish()
+    }
+}
+
+/// `ssl.clientAuth`: whether TLS clients must present a certificate the trust store vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    None,
+    /// Asked for; a client without one is let in, one with a bad one is not.
+    Want,
+    /// Required (ZooKeeper's default).
+    Need,
+}
+
+/// A TLS protocol version (`ssl.protocol`, `ssl.enabledProtocols`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProtocol {
+    V1_2,
+    V1_3,
+}
+
+impl TlsProtocol {
+    fn parse(what: &str, v: &str) -> Result<TlsProtocol, ConfigError> {
+        match v.trim() {
+            "TLSv1.2" => Ok(TlsProtocol::V1_2),
+            "TLSv1.3" => Ok(TlsProtocol::V1_3),
+            _ => Err(bad(what, v)),
+        }
+    }
+}
+
+/// The TLS client port's settings, named as ZooKeeper's `ssl.*` keys.
+#[derive(Debug, Clone)]
+pub struct SslConfig {
+    /// This server's private key and certificate chain.
+    pub key_store: StoreConfig,
+    /// The issuers that client certificates must chain to.
+    pub trust_store: StoreConfig,
+    /// `ssl.clientAuth`: none, want or need (default need).
+    pub client_auth: ClientAuth,
+    /// `ssl.protocol` (default TLSv1.3): with no `ssl.enabledProtocols`, TLSv1.3 enables 1.3
+    /// and 1.2, TLSv1.2 only 1.2, as in ZooKeeper.
+    pub protocol: TlsProtocol,
+    /// `ssl.enabledProtocols`: comma-separated, overrides `ssl.protocol`.
+    pub enabled_protocols: Option<Vec<TlsProtocol>>,
+}
+
+impl Default for SslConfig {
+    fn default() -> Self {
+        SslConfig {
+            key_store: StoreConfig::default(),
+            trust_store: StoreConfig::default(),
+            client_auth: ClientAuth::Need,
+            protocol: TlsProtocol::V1_3,
+            enabled_protocols: None,
+        }
+    }
+}
+
+impl SslConfig {
+    /// The protocol versions the TLS port accepts.
+    pub fn protocols(&self) -> Vec<TlsProtocol> {
+        match (&self.enabled_protocols, self.protocol) {
+            (Some(p), _) => p.clone(),
+            (None, TlsProtocol::V1_3) => vec![TlsProtocol::V1_3, TlsProtocol::V1_2],
+            (None, TlsProtocol::V1_2) => vec![TlsProtocol::V1_2],
+        }
+    }
 }
 
 impl Default for KeeperConfig {
@@ -118,6 +238,9 @@ impl Default for KeeperConfig {
             peers: Vec::new(),
             read_only_enabled: false,
             reconfig_enabled: false,
+            secure_client_port: None,
+            secure_client_host: None,
+            ssl: SslConfig::default(),
         }
     }
 }
@@ -155,6 +278,12 @@ impl KeeperConfig {
 
     pub fn max_session_timeout(&self) -> u64 {
         self.max_session_timeout_ms.unwrap_or(20 * self.tick_time_ms)
+    }
+
+    /// The TLS client port's address: `secureClientPortAddress`, else the client port's host.
+    pub fn secure_client_addr(&self) -> Option<SocketAddr> {
+        let port = self.secure_client_port?;
+        Some(SocketAddr::new(self.secure_client_host.unwrap_or(self.client_addr.ip()), port))
     }
 
     /// Reads a zoo.cfg. Keys ZooKeeper would pass on as system properties are applied as such;
@@ -219,6 +348,31 @@ impl KeeperConfig {
             "readonlymode.enabled" => self.read_only_enabled = boolean(key, v)?,
             "snapCount" => self.snap_count = num::<u64>(key, v)?.max(2),
             "znode.container.checkIntervalMs" => self.container_check_interval_ms = num::<u64>(key, v)?.max(10),
+            "secureClientPort" => self.secure_client_port = Some(num(key, v)?),
+            "secureClientPortAddress" => self.secure_client_host = Some(num(key, v)?),
+            "ssl.keyStore.location" => self.ssl.key_store.location = Some(PathBuf::from(v)),
+            "ssl.keyStore.password" => self.ssl.key_store.password = Some(v.to_owned()),
+            "ssl.keyStore.passwordPath" => self.ssl.key_store.password_path = Some(PathBuf::from(v)),
+            "ssl.keyStore.type" => self.ssl.key_store.store_type = StoreType::parse(key, v)?,
+            "ssl.trustStore.location" => self.ssl.trust_store.location = Some(PathBuf::from(v)),
+            "ssl.trustStore.password" => self.ssl.trust_store.password = Some(v.to_owned()),
+            "ssl.trustStore.passwordPath" => self.ssl.trust_store.password_path = Some(PathBuf::from(v)),
+            "ssl.trustStore.type" => self.ssl.trust_store.store_type = StoreType::parse(key, v)?,
+            "ssl.clientAuth" => {
+                self.ssl.client_auth = match v.trim().to_ascii_lowercase().as_str() {
+                    "" | "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err(bad(key, v)),
+                }
+            }
+            "ssl.protocol" => self.ssl.protocol = TlsProtocol::parse(key, v)?,
+            "ssl.enabledProtocols" => {
+                let p = v.split(',').filter(|p| !p.trim().is_empty()).map(|p| TlsProtocol::parse(key, p));
+                self.ssl.enabled_protocols = Some(p.collect::<Result<_, _>>()?);
+            }
+            // ZooKeeper needs the Netty factory for TLS; herd has one connection path for both.
+            "serverCnxnFactory" => {}
             // Accepted for compatibility; they tune parts of ZooKeeper that herd does not have
             // or does differently (the ensemble reads its own timing).
             "initLimit"
@@ -288,5 +442,41 @@ mod tests {
         assert!(c.extended_types);
         assert!(c.set_property("zookeeper.extendedTypesEnabled", "maybe").is_err());
         assert!(!c.set_property("zookeeper.nonsense", "1").unwrap());
+    }
+
+    #[test]
+    fn tls_keys_from_zoo_cfg_and_properties() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            "clientPort=21810\nclientPortAddress=127.0.0.1\nsecureClientPort=21814\n\
+             serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             ssl.keyStore.location=/k/keystore.jks\nssl.keyStore.password=apassword\n\
+             ssl.trustStore.location=/k/truststore.jks\nssl.trustStore.password=apassword\n",
+        )
+        .unwrap();
+        let (mut c, warnings) = KeeperConfig::from_zoo_cfg(&cfg).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.secure_client_addr(), Some("127.0.0.1:21814".parse().unwrap()));
+        assert_eq!(c.ssl.key_store.location.as_deref(), Some(Path::new("/k/keystore.jks")));
+        assert_eq!(c.ssl.trust_store.password.as_deref(), Some("apassword"));
+        assert!(!format!("{c:?}").contains("apassword"));
+        assert_eq!(c.ssl.client_auth, ClientAuth::Need);
+        assert_eq!(c.ssl.protocols(), vec![TlsProtocol::V1_3, TlsProtocol::V1_2]);
+
+        assert!(c.set_property("zookeeper.ssl.clientAuth", "want").unwrap());
+        assert_eq!(c.ssl.client_auth, ClientAuth::Want);
+        assert!(c.set_property("zookeeper.ssl.clientAuth", "sometimes").is_err());
+        assert!(c.set_property("zookeeper.ssl.keyStore.type", "pem").unwrap());
+        assert_eq!(c.ssl.key_store.store_type, Some(StoreType::Pem));
+        assert!(c.set_property("zookeeper.ssl.trustStore.type", "BCFKS").is_err());
+        assert!(c.set_property("zookeeper.ssl.protocol", "TLSv1.2").unwrap());
+        assert_eq!(c.ssl.protocols(), vec![TlsProtocol::V1_2]);
+        assert!(c.set_property("zookeeper.ssl.enabledProtocols", "TLSv1.3").unwrap());
+        assert_eq!(c.ssl.protocols(), vec![TlsProtocol::V1_3]);
+        assert!(c.set_property("zookeeper.ssl.enabledProtocols", "TLSv1.1").is_err());
+        assert!(c.set_property("secureClientPortAddress", "::1").unwrap());
+        assert_eq!(c.secure_client_addr(), Some("[::1]:21814".parse().unwrap()));
     }
 }

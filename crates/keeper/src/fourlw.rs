@@ -60,10 +60,11 @@ pub fn answer(core: &KeeperCore, word: &str) -> String {
         "conf" => {
             let c = core.config();
             format!(
-                "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize=0\ndataLogDir={}\ndataLogSize=0\n\
+                "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize=0\ndataLogDir={}\ndataLogSize=0\n\
                  tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
                  clientPortListenBacklog=-1\nserverId={}\n",
                 c.client_addr.port(),
+                c.secure_client_port.map_or(-1, i32::from),
                 c.data_dir.display(),
                 c.data_dir.display(),
                 c.tick_time_ms,

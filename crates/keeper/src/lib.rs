@@ -7,8 +7,9 @@
 //!
 //! Layout: [`tree`] is the deterministic state machine and [`txn`] its log entries; [`wal`] and
 //! [`snapshot`] make it durable; [`core`] is the actor that owns the tree, sessions and watches;
-//! [`server`] runs the client port (connections, framing, four-letter words); [`config`] reads
-//! herd's flags and ZooKeeper's zoo.cfg.
+//! [`server`] runs the client ports (connections, framing, four-letter words); [`tls`] sets up
+//! the TLS one (key stores, client certificates); [`config`] reads herd's flags and ZooKeeper's
+//! zoo.cfg.
 
 pub mod acl;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod path;
 pub mod reconfig;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod wal;

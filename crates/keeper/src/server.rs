@@ -1,6 +1,10 @@
 //! The client port: recovery at start, the accept loop, one task pair per connection (reader
 //! and writer), the log thread, and four-letter words.
 //!
+//! The TLS client port (`secureClientPort`) runs the same accept loop and the same connection
+//! code over a rustls stream (`tls.rs` builds the acceptor); a failed handshake closes that
+//! connection only. Both ports feed one core, with connection ids unique across them.
+//!
 //! A connection's reader decodes frames and forwards them to the core, holding one permit of the
 //! connection's semaphore per request in flight; at the limit it stops reading, which pushes back
 //! on the client through TCP. A frame over `jute.maxbuffer`, a malformed frame or an unknown opcode
@@ -24,14 +28,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// Most log entries written between two fsyncs.
 const GROUP_COMMIT_MAX: usize = 4096;
-/// A client must send its connect frame within this long.
+/// A client must finish its TLS handshake and send its connect frame, each within this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The state recovered from disk.
@@ -96,6 +101,8 @@ fn lock_dir(dir: &Path) -> anyhow::Result<File> {
 /// A running keeper.
 pub struct Keeper {
     pub client_addr: SocketAddr,
+    /// The TLS client port's address, when `secureClientPort` is set.
+    pub secure_client_addr: Option<SocketAddr>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -118,6 +125,8 @@ impl Keeper {
             .await
             .with_context(|| format!("binding client port {}", cfg.client_addr))?;
         let client_addr = listener.local_addr()?;
+        let secure = bind_secure(&cfg).await?;
+        let secure_client_addr = secure.as_ref().map(|s| s.addr);
         let (core_tx, core_rx) = mpsc::channel::<CoreMsg>(8192);
         let (log_tx, log_rx) = std_mpsc::channel::<LogCmd>();
         let Recovered { tree, wal, last_snapshot, _lock, .. } = rec;
@@ -131,14 +140,14 @@ impl Keeper {
         let task = tokio::spawn(async move {
             let _lock = _lock;
             let core_task = tokio::spawn(core.run(core_rx));
-            let accept = accept_loop(listener, cfg, core_tx, shutdown.clone());
+            let accept = serve_ports(listener, secure, cfg, core_tx, shutdown.clone());
             tokio::select! {
                 r = core_task => r.context("keeper core panicked")?,
                 r = accept => r,
                 _ = shutdown.cancelled() => Ok(()),
             }
         });
-        Ok(Keeper { client_addr, task })
+        Ok(Keeper { client_addr, secure_client_addr, task })
     }
 
     async fn start_member(cfg: KeeperConfig, shutdown: CancellationToken) -> anyhow::Result<Keeper> {
@@ -157,10 +166,12 @@ impl Keeper {
             .await
             .with_context(|| format!("binding client port {}", cfg.client_addr))?;
         let client_addr = listener.local_addr()?;
+        let secure = bind_secure(&cfg).await?;
+        let secure_client_addr = secure.as_ref().map(|s| s.addr);
         let cfg = Arc::new(cfg);
         let task = tokio::spawn(async move {
             let _lock = lock;
-            let accept = accept_loop(listener, cfg, core_tx, shutdown.clone());
+            let accept = serve_ports(listener, secure, cfg, core_tx, shutdown.clone());
             let r = tokio::select! {
                 r = core_task => r.context("keeper core panicked").and_then(|r| r),
                 r = accept => r,
@@ -169,7 +180,7 @@ impl Keeper {
             ensemble.stop().await;
             r
         });
-        Ok(Keeper { client_addr, task })
+        Ok(Keeper { client_addr, secure_client_addr, task })
     }
 
     /// Waits for the keeper to stop; an error means it stopped on its own (a log failure).
@@ -240,14 +251,54 @@ impl Drop for IpSlot {
     }
 }
 
-async fn accept_loop(
+/// The bound TLS client port and its acceptor.
+struct SecurePort {
     listener: TcpListener,
+    addr: SocketAddr,
+    tls: TlsAcceptor,
+}
+
+/// Builds the TLS acceptor (so that a bad key store stops start-up, naming the file) and binds
+/// the TLS client port, when `secureClientPort` is set.
+async fn bind_secure(cfg: &KeeperConfig) -> anyhow::Result<Option<SecurePort>> {
+    let Some(addr) = cfg.secure_client_addr() else { return Ok(None) };
+    let tls = crate::tls::acceptor(&cfg.ssl).context("setting up the TLS client port (secureClientPort)")?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the TLS client port {addr}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("TLS client port on {addr} (client certificates: {:?})", cfg.ssl.client_auth);
+    Ok(Some(SecurePort { listener, addr, tls }))
+}
+
+/// Runs the plain client port and, if bound, the TLS one until shutdown.
+async fn serve_ports(
+    plain: TcpListener,
+    secure: Option<SecurePort>,
     cfg: Arc<KeeperConfig>,
     core: mpsc::Sender<CoreMsg>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let next_id = Arc::new(AtomicU64::new(1));
+    let plain = accept_loop(plain, None, cfg.clone(), core.clone(), next_id.clone(), shutdown.clone());
+    match secure {
+        None => plain.await,
+        Some(s) => {
+            let secure = accept_loop(s.listener, Some(s.tls), cfg, core, next_id, shutdown);
+            tokio::try_join!(plain, secure).map(|_| ())
+        }
+    }
+}
+
+/// Accepts on one client port; with `tls`, each connection first completes a TLS handshake.
+/// Each port counts `maxClientCnxns` on its own, as ZooKeeper's two connection factories do.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    cfg: Arc<KeeperConfig>,
+    core: mpsc::Sender<CoreMsg>,
+    next_id: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let per_ip: PerIp = Arc::default();
-    let next_id = AtomicU64::new(1);
     loop {
         let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
@@ -274,10 +325,36 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let conn = next_id.fetch_add(1, Ordering::Relaxed);
-        let (cfg, core, shutdown) = (cfg.clone(), core.clone(), shutdown.clone());
+        let (cfg, core, shutdown, tls) = (cfg.clone(), core.clone(), shutdown.clone(), tls.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = serve(stream, addr, conn, cfg, core, shutdown).await {
+            let result = match tls {
+                None => {
+                    let (rd, wr) = stream.into_split();
+                    serve(rd, wr, addr, conn, cfg, core, shutdown).await
+                }
+                Some(tls) => {
+                    let handshake = tokio::select! {
+                        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)) => r,
+                        _ = shutdown.cancelled() => return,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let (rd, wr) = tokio::io::split(stream);
+                            serve(rd, wr, addr, conn, cfg, core, shutdown).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(%addr, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%addr, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%addr, "connection closed: {e}");
             }
         });
@@ -313,15 +390,20 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-async fn serve(
-    stream: TcpStream,
+/// One client connection, over TCP or TLS: `rd` and `wr` are its two halves.
+async fn serve<R, W>(
+    rd: R,
+    mut wr: W,
     addr: SocketAddr,
     conn: ConnId,
     cfg: Arc<KeeperConfig>,
     core: mpsc::Sender<CoreMsg>,
     shutdown: CancellationToken,
-) -> io::Result<()> {
-    let (rd, mut wr) = stream.into_split();
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut rd = BufReader::new(rd);
     let mut head = [0u8; 4];
     tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut head))
@@ -378,7 +460,7 @@ async fn serve(
     result
 }
 
-async fn write_loop(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Out>, stop: CancellationToken) {
+async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Out>, stop: CancellationToken) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     'outer: loop {
         let first = tokio::select! {

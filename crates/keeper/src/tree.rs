@@ -172,7 +172,8 @@ impl DataTree {
             journal: None,
             events: Vec::new(),
         };
-        let empty = |acl: Vec<Acl>| Node { data: None, acl: Arc::new(acl), stat: Stat::default(), children: OrdSet::new() };
+        let empty =
+            |acl: Vec<Acl>| Node { data: None, acl: Arc::new(acl), stat: Stat::default(), children: OrdSet::new() };
         t.nodes.insert("/".into(), empty(open_acl()));
         t.nodes.insert("/zookeeper".into(), empty(open_acl()));
         t.nodes.insert("/zookeeper/quota".into(), empty(open_acl()));
