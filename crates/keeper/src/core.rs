@@ -206,6 +206,9 @@ enum Origin {
         sid: i64,
     },
     InitConfig,
+    Move {
+        conn: ConnId,
+    },
     Reap {
         path: String,
     },
@@ -434,7 +437,7 @@ impl KeeperCore {
         let Some(w) = self.waiting.remove(&seq) else { return };
         self.prev_seq = 0;
         match w.origin {
-            Origin::Request { conn, .. } | Origin::Connect { conn } => {
+            Origin::Request { conn, .. } | Origin::Connect { conn } | Origin::Move { conn } => {
                 tracing::info!("a write of connection {conn} was lost with a leader change; closing the connection");
                 self.close_conn(conn);
             }
@@ -600,6 +603,16 @@ impl KeeperCore {
             (Some(s), Some(l)) => s.passwd == req.passwd && !l.closing,
             _ => false,
         };
+        // A session id carries the index of the entry that created it. If this member has not
+        // applied that far, it cannot tell whether the session is live: it sends the client on
+        // to another member instead of declaring the session expired.
+        let created_at = sid & ((1 << 55) - 1);
+        let local_only = sid & (1 << 55) != 0;
+        if !valid && self.ensemble() && !local_only && created_at > self.tree.last_zxid() {
+            tracing::info!(%addr, "session 0x{sid:x} was created after zxid 0x{:x}; refusing until caught up", self.tree.last_zxid());
+            c.out.close();
+            return;
+        }
         if !valid {
             tracing::info!(%addr, "session 0x{sid:x} is expired or its password is wrong");
             let resp = ConnectResponse {
@@ -633,7 +646,9 @@ impl KeeperCore {
         if owner != self.cfg.server_id {
             // The client came from another member: from this entry on, writes for the session
             // count only through this member, and the other one drops its connection.
-            self.propose(sid, vec![], TxnKind::MoveSession, Origin::Housekeeping);
+            // If the move is lost (a leader change), the connection closes and the client
+            // resumes again, rather than writing through a member that does not own it.
+            self.propose(sid, vec![], TxnKind::MoveSession, Origin::Move { conn });
         }
         c.session = sid;
         let mut w = Writer::framed();

@@ -139,7 +139,8 @@ pub async fn start(
     }
     let raft_lease = Duration::from_millis(raft_config.election_timeout_max);
     tokio::spawn(role_watcher(raft.clone(), hooks, lease, raft_lease, core.clone(), shutdown.clone()));
-    tokio::spawn(proposer(proposals, raft.clone(), id, core));
+    let known: BTreeMap<NodeId, String> = members.iter().map(|(id, n)| (*id, n.addr.clone())).collect();
+    tokio::spawn(proposer(proposals, raft.clone(), id, known, core));
     Ok(Ensemble { raft, server: Some(server) })
 }
 
@@ -272,7 +273,25 @@ fn decode_seqs(body: &[u8]) -> std::io::Result<Vec<u64>> {
 }
 
 /// Core proposals -> the leader, in the order the core made them.
-async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeId, core: mpsc::Sender<CoreMsg>) {
+/// Resolves when `raft` no longer names `leader` as its leader.
+async fn leader_changed(raft: &Raft, leader: NodeId) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if raft.metrics().borrow_watched().current_leader != Some(leader) {
+            return;
+        }
+    }
+}
+
+/// `known` holds the peer addresses from this member's own configuration, for a leader that
+/// raft's membership does not list yet (a member that is still catching up).
+async fn proposer(
+    mut rx: mpsc::UnboundedReceiver<ToRaft>,
+    raft: Raft,
+    id: NodeId,
+    known: BTreeMap<NodeId, String>,
+    core: mpsc::Sender<CoreMsg>,
+) {
     let mut clients: HashMap<NodeId, AppClient> = HashMap::new();
     let (membership, wanted) = watch::channel(None);
     tokio::spawn(follow_config(raft.clone(), wanted));
@@ -288,7 +307,9 @@ async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeI
         let (leader, addr) = {
             let m = raft.metrics().borrow_watched().clone();
             let leader = m.current_leader;
-            let addr = leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+            let addr = leader.and_then(|l| {
+                m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()).or_else(|| known.get(&l).cloned())
+            });
             (leader, addr)
         };
         // Split into runs of one term (a run ends where the term changes), touches aside.
@@ -326,15 +347,27 @@ async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeI
                     if client.addr() != addr {
                         *client = AppClient::new(addr.clone());
                     }
-                    match client.call(K_FORWARD, &encode_forward(term, &run), FORWARD_TIMEOUT).await {
+                    // A leader that stopped answering is replaced within an election; waiting for
+                    // the whole time-out would hold up every later proposal of this member.
+                    let frame = encode_forward(term, &run);
+                    let call = tokio::select! {
+                        r = client.call(K_FORWARD, &frame, FORWARD_TIMEOUT) => r.map_err(|e| e.to_string()),
+                        _ = leader_changed(&raft, l) => Err("the leader changed".to_owned()),
+                    };
+                    match call {
                         Ok(body) => decode_seqs(&body).unwrap_or(seqs),
                         Err(e) => {
                             tracing::info!("forwarding {} proposals to leader {l} at {addr}: {e}", seqs.len());
+                            // The call may have been cut mid-frame: start the next one afresh.
+                            clients.remove(&l);
                             seqs
                         }
                     }
                 }
-                _ => seqs,
+                _ => {
+                    tracing::info!("no leader to send {} proposals to (leader {leader:?})", seqs.len());
+                    seqs
+                }
             };
             if !lost.is_empty() && core.send(CoreMsg::Lost { seqs: lost }).await.is_err() {
                 return;
@@ -352,8 +385,13 @@ async fn proposer(mut rx: mpsc::UnboundedReceiver<ToRaft>, raft: Raft, id: NodeI
                     for s in touches {
                         b.put_u64(s as u64);
                     }
-                    if let Err(e) = client.call(K_TOUCH, &b, FORWARD_TIMEOUT).await {
+                    let call = tokio::select! {
+                        r = client.call(K_TOUCH, &b, FORWARD_TIMEOUT) => r.map_err(|e| e.to_string()),
+                        _ = leader_changed(&raft, l) => Err("the leader changed".to_owned()),
+                    };
+                    if let Err(e) = call {
                         tracing::debug!("touching sessions at leader {l}: {e}");
+                        clients.remove(&l);
                     }
                 }
                 _ => {}

@@ -132,6 +132,43 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Moves the calling thread into host `i`'s namespace until the guard drops, so that the
+    /// sockets it opens meanwhile are that host's: a test can then be a client on the net
+    /// itself. A network namespace is per thread; the rest of the process stays where it is.
+    pub fn enter(&self, i: usize) -> Entered {
+        enter_ns(&self.hosts[i].ns)
+    }
+}
+
+/// The calling thread is in another network namespace until this drops.
+pub struct Entered {
+    home: std::fs::File,
+}
+
+/// Moves the calling thread into the named namespace (one that `ip netns` lists).
+pub fn enter_ns(ns: &str) -> Entered {
+    use std::os::fd::AsRawFd;
+    let home = std::fs::File::open("/proc/thread-self/ns/net").expect("open this thread's network namespace");
+    let target =
+        std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap_or_else(|e| panic!("open namespace {ns}: {e}"));
+    // SAFETY: setns on a descriptor we own; it changes only this thread's network namespace.
+    let rc = unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns into {ns}: {}", std::io::Error::last_os_error());
+    Entered { home }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `enter_ns`; back to the namespace the thread came from.
+        let rc = unsafe { libc::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 && !std::thread::panicking() {
+            panic!("setns back home: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         for h in &self.hosts {
