@@ -148,12 +148,14 @@ pub struct Role {
     /// Whether this member is in touch with a quorum: the leader heard from a quorum, or a
     /// follower from the leader, within the election timeout. Without it, clients go elsewhere.
     pub quorum: bool,
+    /// This member knows of committed entries it has not applied yet (it is catching up).
+    pub behind: bool,
 }
 
 impl Role {
     /// A standalone keeper: its own leader, always with its quorum of one.
     pub fn standalone() -> Role {
-        Role { term: 1, leader: None, is_leader: true, quorum: true }
+        Role { term: 1, leader: None, is_leader: true, quorum: true, behind: false }
     }
 }
 
@@ -305,7 +307,7 @@ impl KeeperCore {
             prev_seq: 0,
             role: match log {
                 Replicator::Wal(_) => Role::standalone(),
-                Replicator::Raft(_) => Role { term: 0, leader: None, is_leader: false, quorum: false },
+                Replicator::Raft(_) => Role { term: 0, leader: None, is_leader: false, quorum: false, behind: true },
             },
             applied_term: 0,
             touched: HashSet::new(),
@@ -456,7 +458,7 @@ impl KeeperCore {
 
     fn set_role(&mut self, role: Role) {
         let was = std::mem::replace(&mut self.role, role);
-        if role != was {
+        if (Role { behind: was.behind, ..role }) != was {
             tracing::info!(
                 "role: term {}, leader {:?}{}{}",
                 role.term,
@@ -603,12 +605,13 @@ impl KeeperCore {
             (Some(s), Some(l)) => s.passwd == req.passwd && !l.closing,
             _ => false,
         };
-        // A session id carries the index of the entry that created it. If this member has not
-        // applied that far, it cannot tell whether the session is live: it sends the client on
-        // to another member instead of declaring the session expired.
+        // A session id carries the index of the entry that created it. A member that is still
+        // catching up and has not applied that far cannot tell whether the session is live: it
+        // sends the client on to another member instead of declaring the session expired. (A
+        // member that is caught up answers "expired", as ZooKeeper does, to an id it never saw.)
         let created_at = sid & ((1 << 55) - 1);
         let local_only = sid & (1 << 55) != 0;
-        if !valid && self.ensemble() && !local_only && created_at > self.tree.last_zxid() {
+        if !valid && self.ensemble() && !local_only && self.role.behind && created_at > self.tree.last_zxid() {
             tracing::info!(%addr, "session 0x{sid:x} was created after zxid 0x{:x}; refusing until caught up", self.tree.last_zxid());
             c.out.close();
             return;

@@ -540,7 +540,8 @@ async fn role_watcher(
         } else {
             m.current_leader.is_some() && hooks.since_last_append().is_some_and(|d| d < lease)
         };
-        let role = Role { term: m.current_term, leader: m.current_leader, is_leader, quorum };
+        let behind = m.cluster_committed.as_ref().map(|c| c.index) > m.last_applied.as_ref().map(|a| a.index);
+        let role = Role { term: m.current_term, leader: m.current_leader, is_leader, quorum, behind };
         if last != Some(role) {
             last = Some(role);
             if core.send(CoreMsg::Role(role)).await.is_err() {
