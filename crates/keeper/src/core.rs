@@ -1174,16 +1174,18 @@ impl KeeperCore {
         let tx = self.self_tx.clone();
         std::thread::spawn(move || {
             let t0 = Instant::now();
-            let state = view.serialize();
-            let serialize_time = t0.elapsed();
+            // Streamed into the file as it is serialized: never the whole state in memory.
+            let result = crate::snapshot::write_with(&dir, applied, |w| view.write_to(w));
             drop(view);
-            let result = crate::snapshot::write(&dir, applied, &state).and_then(|_| crate::snapshot::prune(&dir));
+            let result = result.and_then(|path| {
+                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                crate::snapshot::prune(&dir).map(|c| (c, bytes))
+            });
             match result {
-                Ok(compact_to) => {
+                Ok((compact_to, bytes)) => {
                     tracing::info!(
-                        "snapshot at {applied}: {} bytes, serialized in {serialize_time:?}, written and fsynced in {:?}",
-                        state.len(),
-                        t0.elapsed() - serialize_time
+                        "snapshot at {applied}: {bytes} bytes, serialized, written and fsynced in {:?}",
+                        t0.elapsed()
                     );
                     if let Some(covered) = compact_to {
                         let _ = log.send(LogCmd::Compact { covered });

@@ -1,7 +1,8 @@
 //! Snapshots of the data tree, so that restart replays only the log written since.
 //!
-//! File `snap.<index, 20 digits>`: `"HERDSNAP" | version u32 | index u64 | len u64 | state[len] |
-//! crc32c u32` (CRC over everything before it). Written to a temporary name, fsynced, renamed and
+//! File `snap.<index, 20 digits>`: `"HERDSNAP" | version u32 | index u64 | state[len] | len u64 |
+//! crc32c u32` (CRC over everything before it). The state is streamed to the file as it is
+//! serialized (the length and checksum come last), so the whole snapshot is never in memory. Written to a temporary name, fsynced, renamed and
 //! the directory fsynced, so a crash leaves either the old set of snapshots or the new one.
 //! The two newest are kept: if the newest is found corrupt, the older one and the log since it
 //! still give the whole state.
@@ -13,22 +14,50 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"HERDSNAP";
 /// 2: sessions carry their owner member; the state ends with each member's last applied proposal.
-const VERSION: u32 = 2;
+/// 3: the state's length follows it (streamed writing).
+const VERSION: u32 = 3;
 pub const KEEP: usize = 2;
 
+/// Counts and checksums what passes through to the file.
+struct Summing<W> {
+    inner: W,
+    crc: u32,
+    len: u64,
+}
+
+impl<W: Write> Write for Summing<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.crc = crc32c::crc32c_append(self.crc, &b[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 pub fn write(dir: &Path, index: u64, state: &[u8]) -> io::Result<PathBuf> {
-    let mut b = Vec::with_capacity(state.len() + 32);
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&VERSION.to_be_bytes());
-    b.extend_from_slice(&index.to_be_bytes());
-    b.extend_from_slice(&(state.len() as u64).to_be_bytes());
-    b.extend_from_slice(state);
-    let crc = crc32c::crc32c(&b);
-    b.extend_from_slice(&crc.to_be_bytes());
+    write_with(dir, index, |w| w.write_all(state))
+}
+
+/// Writes snapshot `index`, its state produced by `fill` straight into the file.
+pub fn write_with(dir: &Path, index: u64, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<PathBuf> {
     let path = dir.join(format!("snap.{index:020}"));
     let tmp = dir.join(format!("snap.{index:020}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(&b)?;
+    let f = File::create(&tmp)?;
+    let mut w = Summing { inner: io::BufWriter::with_capacity(1 << 20, f), crc: 0, len: 0 };
+    w.write_all(MAGIC)?;
+    w.write_all(&VERSION.to_be_bytes())?;
+    w.write_all(&index.to_be_bytes())?;
+    let start = w.len;
+    fill(&mut w)?;
+    let state_len = w.len - start;
+    w.write_all(&state_len.to_be_bytes())?;
+    let crc = w.crc;
+    let mut f = w.inner;
+    f.write_all(&crc.to_be_bytes())?;
+    let f = f.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     fs::rename(&tmp, &path)?;
     fsync_dir(dir).map_err(io::Error::other)?;
@@ -76,16 +105,25 @@ pub fn read(dir: &Path, index: u64) -> Result<Vec<u8>, String> {
         return Err(format!("{}: checksum mismatch", path.display()));
     }
     let mut n = [0u8; 8];
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&body[8..12]);
+    if u32::from_be_bytes(v) != VERSION {
+        return Err(format!(
+            "{}: snapshot format {} (this keeper reads {VERSION})",
+            path.display(),
+            u32::from_be_bytes(v)
+        ));
+    }
     n.copy_from_slice(&body[12..20]);
     if u64::from_be_bytes(n) != index {
         return Err(format!("{}: index does not match its name", path.display()));
     }
-    n.copy_from_slice(&body[20..28]);
+    n.copy_from_slice(&body[body.len() - 8..]);
     let len = u64::from_be_bytes(n) as usize;
     if len != body.len() - 28 {
         return Err(format!("{}: length mismatch", path.display()));
     }
-    Ok(body[28..].to_vec())
+    Ok(body[20..body.len() - 8].to_vec())
 }
 
 /// Removes all but the newest [`KEEP`] snapshots. Returns the index the log may be compacted
@@ -113,7 +151,7 @@ mod tests {
         assert_eq!(read(dir.path(), 7).unwrap(), b"state 7");
         let p = dir.path().join(format!("snap.{:020}", 9));
         let mut b = fs::read(&p).unwrap();
-        b[30] ^= 1;
+        b[22] ^= 1;
         fs::write(&p, b).unwrap();
         assert!(read(dir.path(), 9).unwrap_err().contains("checksum"));
         assert_eq!(prune(dir.path()).unwrap(), Some(7));

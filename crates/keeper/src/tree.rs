@@ -793,6 +793,15 @@ impl DataTree {
 impl TreeView {
     /// The snapshot state; see [`DataTree::deserialize`] for the inverse.
     pub fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.nodes.len() * 128);
+        self.write_to(&mut out).expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// Streams the state to `out` in chunks, so a snapshot of a large tree is never held whole
+    /// in memory.
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        const CHUNK: usize = 256 * 1024;
         let mut w = Writer::new();
         w.i64(self.last_zxid);
         w.i32(self.sessions.len() as i32);
@@ -804,19 +813,22 @@ impl TreeView {
         }
         w.i32(self.nodes.len() as i32);
         // Any order will do: loading inserts every node, then links children.
-        w.buf.reserve(self.nodes.len() * 128);
         for (p, n) in &self.nodes {
             w.ustring(p);
             n.data.encode(&mut w);
             n.acl.encode(&mut w);
             n.stat.encode(&mut w);
+            if w.buf.len() >= CHUNK {
+                out.write_all(&w.buf)?;
+                w.buf.clear();
+            }
         }
         w.i32(self.streams.len() as i32);
         for (member, seq) in &self.streams {
             w.i64(*member as i64);
             w.i64(*seq as i64);
         }
-        w.buf
+        out.write_all(&w.buf)
     }
 }
 
