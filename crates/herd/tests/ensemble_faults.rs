@@ -34,7 +34,7 @@ use common::ensemble::{Ensemble, ScheduleHandle, State};
 use common::netns::{self, Net};
 use keeper_proto::client::{ClientError, SyncClient};
 use keeper_proto::{CreateMode, ErrorCode, OpCode};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -59,41 +59,7 @@ const CHECK_LIMIT: Duration = Duration::from_secs(180);
 
 // ---- the reference object ------------------------------------------------------------------
 
-/// One znode's data (a number) and version.
-#[derive(Clone, Debug, Default)]
-struct VersionedRegister {
-    value: u64,
-    version: i32,
-}
-
-#[derive(Clone, Debug)]
-enum Op {
-    Read,
-    Cas { expect: i32, value: u64 },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Ret {
-    Read { value: u64, version: i32 },
-    CasOk { version: i32 },
-    BadVersion,
-}
-
-impl SequentialSpec for VersionedRegister {
-    type Op = Op;
-    type Ret = Ret;
-    fn invoke(&mut self, op: &Op) -> Ret {
-        match op {
-            Op::Read => Ret::Read { value: self.value, version: self.version },
-            Op::Cas { expect, value } if *expect == self.version => {
-                self.value = *value;
-                self.version += 1;
-                Ret::CasOk { version: self.version }
-            }
-            Op::Cas { .. } => Ret::BadVersion,
-        }
-    }
-}
+use common::register::{Op, Ret, VersionedRegister};
 
 type Tester = LinearizabilityTester<u64, VersionedRegister>;
 

@@ -13,7 +13,7 @@ mod common;
 use common::KeeperProc;
 use keeper_proto::client::{ClientError, SyncClient};
 use keeper_proto::ErrorCode;
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,41 +23,7 @@ const THREADS: usize = 4;
 const OPS_PER_THREAD: usize = 150;
 const KILLS: usize = 3;
 
-/// The reference object: one znode's data and version.
-#[derive(Clone, Debug, Default)]
-struct VersionedRegister {
-    value: u64,
-    version: i32,
-}
-
-#[derive(Clone, Debug)]
-enum Op {
-    Read,
-    Cas { expect: i32, value: u64 },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Ret {
-    Read { value: u64, version: i32 },
-    CasOk { version: i32 },
-    BadVersion,
-}
-
-impl SequentialSpec for VersionedRegister {
-    type Op = Op;
-    type Ret = Ret;
-    fn invoke(&mut self, op: &Op) -> Ret {
-        match op {
-            Op::Read => Ret::Read { value: self.value, version: self.version },
-            Op::Cas { expect, value } if *expect == self.version => {
-                self.value = *value;
-                self.version += 1;
-                Ret::CasOk { version: self.version }
-            }
-            Op::Cas { .. } => Ret::BadVersion,
-        }
-    }
-}
+use common::register::{Op, Ret, VersionedRegister};
 
 type Tester = LinearizabilityTester<u64, VersionedRegister>;
 

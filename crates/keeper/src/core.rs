@@ -210,6 +210,7 @@ enum Origin {
     InitConfig,
     Move {
         conn: ConnId,
+        sid: i64,
     },
     Reap {
         path: String,
@@ -283,14 +284,7 @@ impl KeeperCore {
     ) -> Self {
         let now = Instant::now();
         // Sessions recovered from disk get a full timeout from now to reconnect, as in ZooKeeper.
-        let live = tree
-            .sessions()
-            .iter()
-            .map(|(sid, s)| {
-                let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
-                (*sid, Live { last_heard: now, timeout, conn: None, closing: false })
-            })
-            .collect();
+        let live = live_from(&tree, now);
         KeeperCore {
             cfg,
             tree,
@@ -439,7 +433,7 @@ impl KeeperCore {
         let Some(w) = self.waiting.remove(&seq) else { return };
         self.prev_seq = 0;
         match w.origin {
-            Origin::Request { conn, .. } | Origin::Connect { conn } | Origin::Move { conn } => {
+            Origin::Request { conn, .. } | Origin::Connect { conn } | Origin::Move { conn, .. } => {
                 tracing::info!("a write of connection {conn} was lost with a leader change; closing the connection");
                 self.close_conn(conn);
             }
@@ -515,16 +509,7 @@ impl KeeperCore {
         for seq in seqs {
             self.lose(seq);
         }
-        let now = Instant::now();
-        self.live = self
-            .tree
-            .sessions()
-            .iter()
-            .map(|(sid, s)| {
-                let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
-                (*sid, Live { last_heard: now, timeout, conn: None, closing: false })
-            })
-            .collect();
+        self.live = live_from(&self.tree, Instant::now());
         self.reaping.clear();
         Ok(())
     }
@@ -651,7 +636,7 @@ impl KeeperCore {
             // count only through this member, and the other one drops its connection.
             // If the move is lost (a leader change), the connection closes and the client
             // resumes again, rather than writing through a member that does not own it.
-            self.propose(sid, vec![], TxnKind::MoveSession, Origin::Move { conn });
+            self.propose(sid, vec![], TxnKind::MoveSession, Origin::Move { conn, sid });
         }
         c.session = sid;
         let mut w = Writer::framed();
@@ -1091,7 +1076,11 @@ impl KeeperCore {
             self.drain_queue(conn, txn.seq);
         }
         if let Some((sid, owner)) = out.moved_session {
-            if owner != self.cfg.server_id {
+            // A move of this member's own for the session that is not applied yet comes later
+            // in the log and wins: the client is here now, so its connection stays.
+            let moving_here =
+                self.waiting.values().any(|w| matches!(w.origin, Origin::Move { sid: s, .. } if s == sid));
+            if owner != self.cfg.server_id && !moving_here {
                 if let Some(conn) = self.live.get_mut(&sid).and_then(|l| l.conn.take()) {
                     tracing::info!("session 0x{sid:x} moved to member {owner}; closing its connection here");
                     self.close_conn(conn);
@@ -1257,6 +1246,17 @@ impl KeeperCore {
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
+}
+
+/// Every session in `tree`, heard from at `now` and on no connection yet.
+fn live_from(tree: &DataTree, now: Instant) -> HashMap<i64, Live> {
+    tree.sessions()
+        .iter()
+        .map(|(sid, s)| {
+            let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
+            (*sid, Live { last_heard: now, timeout, conn: None, closing: false })
+        })
+        .collect()
 }
 
 /// Fills `buf` from the kernel's random source (session passwords).

@@ -3,6 +3,7 @@
 
 pub mod ensemble;
 pub mod netns;
+pub mod register;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
