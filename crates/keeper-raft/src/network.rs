@@ -101,7 +101,7 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetworkFactory {
     type Network = TcpNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpNetwork {
-        TcpNetwork { id: self.id, target, addr: node.addr.clone(), conn: None }
+        TcpNetwork { id: self.id, target, client: AppClient::new(node.addr.clone()) }
     }
     // new_heartbeat_client / new_snapshot_client default to new_client => separate connections.
 }
@@ -109,8 +109,7 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetworkFactory {
 pub struct TcpNetwork {
     id: NodeId,
     target: NodeId,
-    addr: String,
-    conn: Option<TcpStream>,
+    client: AppClient,
 }
 
 enum NetErr {
@@ -141,35 +140,15 @@ impl NetErr {
 }
 
 impl TcpNetwork {
+    /// One RPC on this peer's connection (see [`AppClient::call`]: a connection that failed or
+    /// timed out is dropped and re-dialed next time).
     async fn rpc(&mut self, kind: u8, body: &[u8], ttl: Duration) -> Result<Vec<u8>, NetErr> {
-        let addr = self.addr.clone();
-        // Take the connection out: it is only put back after a complete request/response, so
-        // an error, a timeout or a dropped future leaves `conn = None` => reconnect next time.
-        let conn = self.conn.take();
-        let fut = async move {
-            let mut s = match conn {
-                Some(s) => s,
-                None => {
-                    let s = TcpStream::connect(&addr).await.map_err(NetErr::Connect)?;
-                    s.set_nodelay(true).map_err(NetErr::Connect)?;
-                    s
-                }
-            };
-            write_frame(&mut s, kind, body).await.map_err(NetErr::Io)?;
-            match read_frame(&mut s).await.map_err(NetErr::Io)? {
-                None => Err(NetErr::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"))),
-                Some((0, resp)) => Ok((s, resp)),
-                Some((_, msg)) => Err(NetErr::Remote(String::from_utf8_lossy(&msg).into_owned())),
-            }
-        };
-        match tokio::time::timeout(ttl, fut).await {
-            Err(_) => Err(NetErr::Timeout(ttl)),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok((s, resp))) => {
-                self.conn = Some(s);
-                Ok(resp)
-            }
-        }
+        self.client.call(kind, body, ttl).await.map_err(|e| match e {
+            AppCallError::Connect(e) => NetErr::Connect(e),
+            AppCallError::Io(e) => NetErr::Io(e),
+            AppCallError::Timeout => NetErr::Timeout(ttl),
+            AppCallError::Remote(m) => NetErr::Remote(m),
+        })
     }
 
     async fn vote_like(

@@ -121,11 +121,8 @@ impl Keeper {
             rec.tree.last_zxid(),
             rec.tree.sessions().len()
         );
-        let listener = TcpListener::bind(cfg.client_addr)
-            .await
-            .with_context(|| format!("binding client port {}", cfg.client_addr))?;
+        let (listener, secure) = bind_ports(&cfg).await?;
         let client_addr = listener.local_addr()?;
-        let secure = bind_secure(&cfg).await?;
         let secure_client_addr = secure.as_ref().map(|s| s.addr);
         let (core_tx, core_rx) = mpsc::channel::<CoreMsg>(8192);
         let (log_tx, log_rx) = std_mpsc::channel::<LogCmd>();
@@ -162,11 +159,8 @@ impl Keeper {
         let core = KeeperCore::new(cfg.clone(), tree, 0, Replicator::Raft(raft_tx), core_tx.clone());
         let core_task = tokio::spawn(core.run(core_rx));
         let mut ensemble = crate::ensemble::start(&cfg, core_tx.clone(), raft_rx, shutdown.clone()).await?;
-        let listener = TcpListener::bind(cfg.client_addr)
-            .await
-            .with_context(|| format!("binding client port {}", cfg.client_addr))?;
+        let (listener, secure) = bind_ports(&cfg).await?;
         let client_addr = listener.local_addr()?;
-        let secure = bind_secure(&cfg).await?;
         let secure_client_addr = secure.as_ref().map(|s| s.addr);
         let cfg = Arc::new(cfg);
         let task = tokio::spawn(async move {
@@ -260,6 +254,13 @@ struct SecurePort {
 
 /// Builds the TLS acceptor (so that a bad key store stops start-up, naming the file) and binds
 /// the TLS client port, when `secureClientPort` is set.
+/// Binds the client port and, if configured, the TLS client port.
+async fn bind_ports(cfg: &KeeperConfig) -> anyhow::Result<(TcpListener, Option<SecurePort>)> {
+    let listener =
+        TcpListener::bind(cfg.client_addr).await.with_context(|| format!("binding client port {}", cfg.client_addr))?;
+    Ok((listener, bind_secure(cfg).await?))
+}
+
 async fn bind_secure(cfg: &KeeperConfig) -> anyhow::Result<Option<SecurePort>> {
     let Some(addr) = cfg.secure_client_addr() else { return Ok(None) };
     let tls = crate::tls::acceptor(&cfg.ssl).context("setting up the TLS client port (secureClientPort)")?;
