@@ -102,6 +102,13 @@ pub struct KeeperConfig {
     pub secure_client_host: Option<IpAddr>,
     /// The TLS port's keys and rules (`ssl.*`).
     pub ssl: SslConfig,
+    /// `herd.fastExpiryGraceMs`: the grace a session that opted in to socket-close fast expiry
+    /// (`addAuth("herd", "fast-expiry")`) gets to reconnect after its connection broke.
+    pub fast_expiry_grace_ms: u32,
+    /// `herd.adaptiveSessionTimeout`: a session that was suspected (silent for half its
+    /// timeout) and then heard from again gets a longer timeout (x1.5, up to 4x), decaying back
+    /// with a 10-minute half-life. Off: ZooKeeper's fixed timeouts.
+    pub adaptive_sessions: bool,
 }
 
 /// How a key or trust store file is encoded (`ssl.keyStore.type`, `ssl.trustStore.type`).
@@ -241,6 +248,8 @@ impl Default for KeeperConfig {
             secure_client_port: None,
             secure_client_host: None,
             ssl: SslConfig::default(),
+            fast_expiry_grace_ms: 1000,
+            adaptive_sessions: false,
         }
     }
 }
@@ -345,6 +354,8 @@ impl KeeperConfig {
             "extendedTypesEnabled" => self.extended_types = boolean(key, v)?,
             "4lw.commands.whitelist" => self.four_letter_words = FourLetterWords::parse(v),
             "reconfigEnabled" => self.reconfig_enabled = boolean(key, v)?,
+            "herd.fastExpiryGraceMs" => self.fast_expiry_grace_ms = num::<u32>(key, v)?.max(1),
+            "herd.adaptiveSessionTimeout" => self.adaptive_sessions = boolean(key, v)?,
             "readonlymode.enabled" => self.read_only_enabled = boolean(key, v)?,
             "snapCount" => self.snap_count = num::<u64>(key, v)?.max(2),
             "znode.container.checkIntervalMs" => self.container_check_interval_ms = num::<u64>(key, v)?.max(10),

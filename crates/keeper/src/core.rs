@@ -13,6 +13,7 @@ use crate::fourlw;
 use crate::tree::{DataTree, Outcome};
 use crate::txn::{Txn, TxnKind};
 use crate::watch::{ConnId, WatchKind, Watches};
+use detector::{AdaptiveConfig, AdaptiveTimeout, Verdict};
 use keeper_proto::codes::add_watch_mode;
 use keeper_proto::*;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -195,10 +196,47 @@ struct Waiting {
 }
 
 struct Live {
-    last_heard: Instant,
-    timeout: Duration,
+    /// Silence since the session was last heard from, against its (possibly adaptive) timeout.
+    det: AdaptiveTimeout,
     conn: Option<ConnId>,
     closing: bool,
+}
+
+impl Live {
+    fn new(cfg: &KeeperConfig, timeout: Duration, now: Instant) -> Live {
+        Live { det: AdaptiveTimeout::new(detector_config(cfg, timeout), now), conn: None, closing: false }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.det.config().base
+    }
+
+    /// The session's client spoke (any request, a ping, a member's touch).
+    fn heard(&mut self, sid: i64, now: Instant) {
+        if self.det.heard(now) {
+            tracing::info!(
+                "session 0x{sid:x} was suspected and spoke again; its timeout is now {:?}",
+                self.det.timeout(now)
+            );
+        }
+    }
+}
+
+/// The session detector's settings: ZooKeeper's fixed timeout unless `herd.adaptiveSessionTimeout`.
+fn detector_config(cfg: &KeeperConfig, timeout: Duration) -> AdaptiveConfig {
+    if cfg.adaptive_sessions {
+        let max = Duration::from_millis(cfg.max_session_timeout()).max(timeout);
+        AdaptiveConfig { max: max.min(timeout * 4), ..AdaptiveConfig::new(timeout) }
+    } else {
+        AdaptiveConfig::fixed(timeout)
+    }
+}
+
+/// A fast-expiry session whose connection broke: expired at `due` unless it attached again.
+struct Suspect {
+    due: Instant,
+    sid: i64,
+    attached: i64,
 }
 
 enum Origin {
@@ -208,6 +246,10 @@ enum Origin {
         sid: i64,
     },
     InitConfig,
+    /// `addAuth("herd", ...)`: answered once the session's options are applied.
+    Auth {
+        conn: ConnId,
+    },
     Move {
         conn: ConnId,
         sid: i64,
@@ -249,6 +291,8 @@ pub struct KeeperCore {
     /// Ensemble: sessions heard from since the last touch batch went to the leader.
     touched: HashSet<i64>,
     read_only_sessions: u64,
+    /// Fast-expiry sessions whose connection to this member broke, in order of `due`.
+    suspects: VecDeque<Suspect>,
     init_config_pending: bool,
     /// Proposal numbers start at a random base per process, so an entry proposed by an earlier
     /// incarnation of this member never matches a proposal of this one.
@@ -284,7 +328,7 @@ impl KeeperCore {
     ) -> Self {
         let now = Instant::now();
         // Sessions recovered from disk get a full timeout from now to reconnect, as in ZooKeeper.
-        let live = live_from(&tree, now);
+        let live = live_from(&cfg, &tree, now);
         KeeperCore {
             cfg,
             tree,
@@ -306,6 +350,7 @@ impl KeeperCore {
             applied_term: 0,
             touched: HashSet::new(),
             read_only_sessions: 0,
+            suspects: VecDeque::new(),
             init_config_pending: false,
             reaping: HashSet::new(),
             log,
@@ -334,6 +379,9 @@ impl KeeperCore {
                     self.handle(msg);
                 }
                 _ = ticker.tick() => {
+                    // Whoever saw a fast-expiry session's connection break proposes its expiry;
+                    // applying decides (see `TxnKind::ExpireDetached`).
+                    self.fast_expire_due();
                     // Only the leader decides expiry and reaps; the others tell it whom they heard.
                     if self.role.is_leader {
                         if self.ensemble() {
@@ -360,7 +408,10 @@ impl KeeperCore {
         match msg {
             CoreMsg::Connect { conn, addr, req, out } => self.connect(conn, addr, req, out),
             CoreMsg::Request { conn, request } => self.request(conn, request),
-            CoreMsg::Gone { conn } => self.drop_conn(conn),
+            CoreMsg::Gone { conn } => {
+                self.connection_broke(conn);
+                self.drop_conn(conn);
+            }
             CoreMsg::Committed { entries, last_term, ack } => {
                 self.committed(entries, last_term);
                 if let Some(ack) = ack {
@@ -377,7 +428,7 @@ impl KeeperCore {
                 let now = Instant::now();
                 for sid in sessions {
                     if let Some(l) = self.live.get_mut(&sid) {
-                        l.last_heard = now;
+                        l.heard(sid, now);
                     }
                 }
             }
@@ -433,7 +484,10 @@ impl KeeperCore {
         let Some(w) = self.waiting.remove(&seq) else { return };
         self.prev_seq = 0;
         match w.origin {
-            Origin::Request { conn, .. } | Origin::Connect { conn } | Origin::Move { conn, .. } => {
+            Origin::Request { conn, .. }
+            | Origin::Connect { conn }
+            | Origin::Move { conn, .. }
+            | Origin::Auth { conn } => {
                 tracing::info!("a write of connection {conn} was lost with a leader change; closing the connection");
                 self.close_conn(conn);
             }
@@ -466,7 +520,7 @@ impl KeeperCore {
             // there was no leader to hear from it.
             let now = Instant::now();
             for l in self.live.values_mut() {
-                l.last_heard = now;
+                l.det.restart(now);
                 l.closing = false;
             }
             if self.ensemble() {
@@ -509,7 +563,7 @@ impl KeeperCore {
         for seq in seqs {
             self.lose(seq);
         }
-        self.live = live_from(&self.tree, Instant::now());
+        self.live = live_from(&self.cfg, &self.tree, Instant::now());
         self.reaping.clear();
         Ok(())
     }
@@ -536,7 +590,7 @@ impl KeeperCore {
             if let Some(l) = self.live.get_mut(&c.session) {
                 if l.conn == Some(conn) {
                     l.conn = None;
-                    l.last_heard = Instant::now();
+                    l.det.restart(Instant::now());
                 }
             }
         }
@@ -619,6 +673,7 @@ impl KeeperCore {
         // As ZooKeeper does, a resumed session takes the timeout negotiated on this connect.
         let s = &self.tree.sessions()[&sid];
         let owner = s.owner;
+        let fast = s.fast_grace_ms > 0;
         let resp = ConnectResponse {
             protocol_version: 0,
             timeout_ms: timeout as i32,
@@ -631,11 +686,13 @@ impl KeeperCore {
             tracing::info!("session 0x{sid:x} moved to a new connection; closing the old one");
             self.close_conn(old);
         }
-        if owner != self.cfg.server_id {
+        if owner != self.cfg.server_id || fast {
             // The client came from another member: from this entry on, writes for the session
             // count only through this member, and the other one drops its connection.
             // If the move is lost (a leader change), the connection closes and the client
             // resumes again, rather than writing through a member that does not own it.
+            // A fast-expiry session logs every resume, even at its owner: the entry is its new
+            // connection epoch, which cancels the expiry its broken connection asked for.
             self.propose(sid, vec![], TxnKind::MoveSession, Origin::Move { conn, sid });
         }
         c.session = sid;
@@ -643,10 +700,12 @@ impl KeeperCore {
         resp.encode(&mut w);
         c.out.send(w.into_frame());
         self.conns.insert(conn, c);
+        let max = Duration::from_millis(self.cfg.max_session_timeout());
         if let Some(l) = self.live.get_mut(&sid) {
             l.conn = Some(conn);
-            l.last_heard = Instant::now();
-            l.timeout = Duration::from_millis(timeout);
+            l.heard(sid, Instant::now());
+            let timeout = Duration::from_millis(timeout);
+            l.det.set_base(timeout, detector_config(&self.cfg, timeout).max.min(max.max(timeout)));
         }
     }
 
@@ -692,7 +751,7 @@ impl KeeperCore {
             return;
         }
         if let Some(l) = self.live.get_mut(&sid) {
-            l.last_heard = Instant::now();
+            l.heard(sid, Instant::now());
             if l.closing {
                 return;
             }
@@ -755,6 +814,24 @@ impl KeeperCore {
                 true
             }
             "ip" => true,
+            "herd" => {
+                let text = String::from_utf8_lossy(a.auth.as_deref().unwrap_or_default()).into_owned();
+                match herd_option(&text, self.cfg.fast_expiry_grace_ms) {
+                    Some(_) if c.read_only => {
+                        // A read-only session is not in the log, so it has no options to set.
+                        let f = frame(&ReplyHeader { xid: xid::AUTH, zxid, err: ErrorCode::NotReadOnly.code() }, &[]);
+                        self.send(conn, f);
+                        return;
+                    }
+                    Some(grace_ms) => {
+                        let (sid, auth) = (c.session, c.auth.clone());
+                        let kind = TxnKind::SessionOptions { fast_grace_ms: grace_ms };
+                        self.propose(sid, auth, kind, Origin::Auth { conn });
+                        return;
+                    }
+                    None => false,
+                }
+            }
             _ => false,
         };
         let err = if ok { ErrorCode::Ok } else { ErrorCode::AuthFailed };
@@ -1042,15 +1119,9 @@ impl KeeperCore {
                 _ => None,
             };
             let conn = conn.filter(|c| self.conns.contains_key(c));
-            self.live.insert(
-                sid,
-                Live {
-                    last_heard: Instant::now(),
-                    timeout: Duration::from_millis(timeout as u64),
-                    conn,
-                    closing: false,
-                },
-            );
+            let mut live = Live::new(&self.cfg, Duration::from_millis(timeout.max(0) as u64), Instant::now());
+            live.conn = conn;
+            self.live.insert(sid, live);
             if let Some(conn) = conn {
                 let passwd = self.tree.sessions().get(&sid).map(|s| s.passwd.clone());
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -1066,6 +1137,16 @@ impl KeeperCore {
                     resp.encode(&mut w);
                     c.out.send(w.into_frame());
                 }
+            }
+            return;
+        }
+        if let Origin::Auth { conn } = origin {
+            // The auth reply of ZooKeeper's protocol: AuthFailed would close the connection, so a
+            // session that vanished meanwhile gets SessionExpired instead.
+            let f = frame(&ReplyHeader { xid: xid::AUTH, zxid, err: out.err }, &[]);
+            self.send(conn, f);
+            if let TxnKind::SessionOptions { fast_grace_ms } = txn.kind {
+                tracing::info!("session 0x{:x}: socket-close fast expiry after {fast_grace_ms} ms", txn.session);
             }
             return;
         }
@@ -1126,9 +1207,8 @@ impl KeeperCore {
         let now = Instant::now();
         let due: Vec<i64> = self
             .live
-            .iter()
-            .filter(|(_, l)| !l.closing && now.duration_since(l.last_heard) > l.timeout)
-            .map(|(sid, _)| *sid)
+            .iter_mut()
+            .filter_map(|(sid, l)| (!l.closing && l.det.check(now) == Verdict::Dead).then_some(*sid))
             .collect();
         for sid in due {
             tracing::info!("expiring session 0x{sid:x}");
@@ -1136,6 +1216,36 @@ impl KeeperCore {
                 l.closing = true;
             }
             self.propose(sid, vec![], TxnKind::CloseSession, Origin::Expire { sid });
+        }
+    }
+
+    /// A client connection ended without closeSession (EOF or a reset: the process died, or
+    /// its machine's network stack gave up). For a session that opted in to fast expiry and is
+    /// still attached to this connection, start its grace.
+    fn connection_broke(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let sid = c.session;
+        let Some(l) = self.live.get(&sid) else { return };
+        let Some(s) = self.tree.sessions().get(&sid) else { return };
+        if l.conn != Some(conn) || l.closing || s.fast_grace_ms == 0 {
+            return;
+        }
+        let grace = Duration::from_millis(u64::from(s.fast_grace_ms));
+        tracing::info!("session 0x{sid:x}: its connection broke; expiring it in {grace:?} unless it resumes");
+        self.suspects.push_back(Suspect { due: Instant::now() + grace, sid, attached: s.attached });
+    }
+
+    /// Proposes the expiry of each suspect whose grace is over, if it has not attached again.
+    fn fast_expire_due(&mut self) {
+        let now = Instant::now();
+        while self.suspects.front().is_some_and(|s| s.due <= now) {
+            let Some(Suspect { sid, attached, .. }) = self.suspects.pop_front() else { break };
+            // What this member already knows settles most cases; the log decides the rest.
+            let still = self.tree.sessions().get(&sid).is_some_and(|s| s.attached == attached);
+            if still {
+                tracing::info!("session 0x{sid:x}: no resume within its grace; expiring it");
+                self.propose(sid, vec![], TxnKind::ExpireDetached { attached }, Origin::Housekeeping);
+            }
         }
     }
 
@@ -1217,7 +1327,7 @@ impl KeeperCore {
         self.waiting.len()
     }
     pub fn live_sessions(&self) -> Vec<(i64, Duration)> {
-        let mut v: Vec<(i64, Duration)> = self.live.iter().map(|(s, l)| (*s, l.timeout)).collect();
+        let mut v: Vec<(i64, Duration)> = self.live.iter().map(|(s, l)| (*s, l.timeout())).collect();
         v.sort();
         v
     }
@@ -1228,7 +1338,7 @@ impl KeeperCore {
         ids.into_iter()
             .map(|id| {
                 let c = &self.conns[id];
-                let to = self.live.get(&c.session).map_or(0, |l| l.timeout.as_millis());
+                let to = self.live.get(&c.session).map_or(0, |l| l.timeout().as_millis());
                 format!(
                     " /{}[1](queued={},recved={},sent={},sid=0x{:x},lop=NA,est={},to={},lzxid=0x{:x})",
                     c.addr,
@@ -1248,14 +1358,23 @@ impl KeeperCore {
     }
 }
 
+/// Parses the `herd` auth scheme's one option: `fast-expiry` (the server's default grace) or
+/// `fast-expiry=MS`, or `fast-expiry=0` to opt out. The grace is clamped to 10 ms..60 s.
+fn herd_option(text: &str, default_ms: u32) -> Option<u32> {
+    match text.trim() {
+        "fast-expiry" => Some(default_ms),
+        t => {
+            let ms: u32 = t.strip_prefix("fast-expiry=")?.parse().ok()?;
+            Some(if ms == 0 { 0 } else { ms.clamp(10, 60_000) })
+        }
+    }
+}
+
 /// Every session in `tree`, heard from at `now` and on no connection yet.
-fn live_from(tree: &DataTree, now: Instant) -> HashMap<i64, Live> {
+fn live_from(cfg: &KeeperConfig, tree: &DataTree, now: Instant) -> HashMap<i64, Live> {
     tree.sessions()
         .iter()
-        .map(|(sid, s)| {
-            let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
-            (*sid, Live { last_heard: now, timeout, conn: None, closing: false })
-        })
+        .map(|(sid, s)| (*sid, Live::new(cfg, Duration::from_millis(s.timeout_ms.max(0) as u64), now)))
         .collect()
 }
 

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"HERDSNAP";
 /// 2: sessions carry their owner member; the state ends with each member's last applied proposal.
 /// 3: the state's length follows it (streamed writing).
-const VERSION: u32 = 3;
+/// 4: sessions carry their fast-expiry grace and connection epoch.
+const VERSION: u32 = 4;
 pub const KEEP: usize = 2;
 
 /// Counts and checksums what passes through to the file.

@@ -64,6 +64,13 @@ pub struct Session {
     pub passwd: Vec<u8>,
     /// The member the session's client is connected to: the one whose writes for it count.
     pub owner: u64,
+    /// Socket-close fast expiry (opted in by the session, 0 = off): when its connection breaks
+    /// abnormally, it is expired after this grace unless it attached to a connection again.
+    pub fast_grace_ms: u32,
+    /// The zxid of the entry that last attached the session to a connection (its creation, or
+    /// a resume logged as MoveSession): the session's connection epoch. A fast expiry names the
+    /// epoch it saw break, and applies only if the session is still at that epoch.
+    pub attached: i64,
 }
 
 /// A change that fires watches, with the ACL of the node it concerns: as in ZooKeeper 3.8.4+,
@@ -349,30 +356,39 @@ impl DataTree {
             TxnKind::CreateSession { timeout_ms, passwd } => {
                 // The proposer's id keeps ids readable per member; the index alone is unique.
                 let sid = ((txn.member as i64) << 56) | (zxid & 0x00FF_FFFF_FFFF_FFFF);
-                self.sessions
-                    .insert(sid, Session { timeout_ms: *timeout_ms, passwd: passwd.clone(), owner: txn.member });
+                let session = Session {
+                    timeout_ms: *timeout_ms,
+                    passwd: passwd.clone(),
+                    owner: txn.member,
+                    fast_grace_ms: 0,
+                    attached: zxid,
+                };
+                self.sessions.insert(sid, session);
                 Outcome { created_session: Some(sid), ..Default::default() }
             }
-            TxnKind::CloseSession => {
-                if self.sessions.remove(&txn.session).is_none() {
-                    Outcome::error(ErrorCode::SessionExpired)
-                } else {
-                    let paths = self.ephemerals.remove(&txn.session).unwrap_or_default();
-                    for p in paths {
-                        // Parents of ephemerals are never ephemeral, and children of ephemerals
-                        // cannot exist, so each delete succeeds.
-                        let r = self.delete_node(zxid, &p);
-                        debug_assert!(r.is_ok(), "{p}: {r:?}");
-                    }
-                    Outcome { closed_session: Some(txn.session), ..Default::default() }
-                }
-            }
+            TxnKind::CloseSession => self.close_session(zxid, txn.session),
             TxnKind::MoveSession => match self.sessions.get_mut(&txn.session) {
                 Some(s) => {
                     s.owner = txn.member;
+                    s.attached = zxid;
                     Outcome { moved_session: Some((txn.session, txn.member)), ..Default::default() }
                 }
                 None => Outcome::error(ErrorCode::SessionExpired),
+            },
+            TxnKind::SessionOptions { fast_grace_ms } => match self.sessions.get_mut(&txn.session) {
+                Some(s) => {
+                    s.fast_grace_ms = *fast_grace_ms;
+                    Outcome::default()
+                }
+                None => Outcome::error(ErrorCode::SessionExpired),
+            },
+            // Decided here, against the replicated connection epoch, not by the member that saw
+            // the connection break: a client that resumed anywhere in the meantime has a newer
+            // epoch (its MoveSession is earlier in the log), and is never expired by the old
+            // connection's notice.
+            TxnKind::ExpireDetached { attached } => match self.sessions.get(&txn.session) {
+                Some(s) if s.attached == *attached => self.close_session(zxid, txn.session),
+                _ => Outcome::default(),
             },
             TxnKind::InitConfig { servers } => {
                 if self.ensemble_config().is_none() {
@@ -733,6 +749,21 @@ impl DataTree {
         }
     }
 
+    /// Ends a session: its ephemerals go (firing their watches).
+    fn close_session(&mut self, zxid: i64, sid: i64) -> Outcome {
+        if self.sessions.remove(&sid).is_none() {
+            return Outcome::error(ErrorCode::SessionExpired);
+        }
+        let paths = self.ephemerals.remove(&sid).unwrap_or_default();
+        for p in paths {
+            // Parents of ephemerals are never ephemeral, and children of ephemerals cannot
+            // exist, so each delete succeeds.
+            let r = self.delete_node(zxid, &p);
+            debug_assert!(r.is_ok(), "{p}: {r:?}");
+        }
+        Outcome { closed_session: Some(sid), ..Default::default() }
+    }
+
     // ---- snapshots ---------------------------------------------------------------------------
 
     /// An O(1) copy of what a snapshot holds.
@@ -762,7 +793,9 @@ impl DataTree {
             let timeout_ms = r.i32()?;
             let passwd = r.buffer()?.unwrap_or_default();
             let owner = r.i64()? as u64;
-            t.sessions.insert(sid, Session { timeout_ms, passwd, owner });
+            let fast_grace_ms = r.i32()? as u32;
+            let attached = r.i64()?;
+            t.sessions.insert(sid, Session { timeout_ms, passwd, owner, fast_grace_ms, attached });
         }
         let n = r.vec_len(80)?.unwrap_or(0);
         for _ in 0..n {
@@ -810,6 +843,8 @@ impl TreeView {
             w.i32(s.timeout_ms);
             w.buffer(Some(&s.passwd));
             w.i64(s.owner as i64);
+            w.i32(s.fast_grace_ms as i32);
+            w.i64(s.attached);
         }
         w.i32(self.nodes.len() as i32);
         // Any order will do: loading inserts every node, then links children.

@@ -36,8 +36,14 @@ pub enum TxnKind {
     /// The ensemble's first configuration (`server.N` lines), proposed by its first leader;
     /// applied only while `/zookeeper/config` is still empty.
     InitConfig { servers: Vec<(u64, String)> },
-    /// `Txn::session`'s client reconnected to `Txn::member`: that member owns it from now on.
+    /// `Txn::session`'s client reconnected to `Txn::member`: that member owns it from now on,
+    /// and the session's connection epoch is this entry's zxid.
     MoveSession,
+    /// `Txn::session` opts in to (or out of, with 0) socket-close fast expiry.
+    SessionOptions { fast_grace_ms: u32 },
+    /// `Txn::session`'s connection at epoch `attached` broke abnormally and the grace passed:
+    /// expire the session if it is still at that epoch.
+    ExpireDetached { attached: i64 },
 }
 
 impl Txn {
@@ -66,6 +72,14 @@ impl Txn {
                 w.ustring(path);
             }
             TxnKind::MoveSession => w.i32(6),
+            TxnKind::SessionOptions { fast_grace_ms } => {
+                w.i32(7);
+                w.i32(*fast_grace_ms as i32);
+            }
+            TxnKind::ExpireDetached { attached } => {
+                w.i32(8);
+                w.i64(*attached);
+            }
             TxnKind::InitConfig { servers } => {
                 w.i32(5);
                 w.i32(servers.len() as i32);
@@ -100,6 +114,8 @@ impl Txn {
                 TxnKind::InitConfig { servers }
             }
             6 => TxnKind::MoveSession,
+            7 => TxnKind::SessionOptions { fast_grace_ms: r.i32()? as u32 },
+            8 => TxnKind::ExpireDetached { attached: r.i64()? },
             n => return Err(DecodeError::BadValue { what: "txn kind", value: n as i64 }),
         };
         r.finish()?;
@@ -120,6 +136,8 @@ mod tests {
             TxnKind::Request { op: 1, body: vec![1, 2, 3] },
             TxnKind::Reap { path: "/c".into() },
             TxnKind::MoveSession,
+            TxnKind::SessionOptions { fast_grace_ms: 1000 },
+            TxnKind::ExpireDetached { attached: 77 },
             TxnKind::InitConfig { servers: vec![(1, "h:1:2".into()), (2, "h:3:4:observer;5".into())] },
         ] {
             let t = Txn { time_ms: 12, session: 34, member: 3, seq: u64::MAX - 1, prev: 7, auth: auth.clone(), kind };
