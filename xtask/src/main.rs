@@ -39,11 +39,13 @@ fn have(cmd: &str) -> bool {
 }
 
 /// Debian packages the tests use: ZooKeeper's C client (`cli_mt`, zookeeper-bin) and Java
-/// client and server (`zkCli.sh`, zookeeper), and nftables for partitions between test hosts.
+/// client and server (`zkCli.sh`, zookeeper), nftables for partitions between test hosts, and
+/// libfaketime (faketime) to jump a keeper's wall clock.
 fn install_debian_clients() -> Result<()> {
     let zkcli = Path::new("/usr/share/zookeeper/bin/zkCli.sh");
     let cli_mt = Path::new("/usr/lib/zookeeper/bin/cli_mt");
-    if cli_mt.exists() && zkcli.exists() && have("nft") {
+    let faketime = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1");
+    if cli_mt.exists() && zkcli.exists() && have("nft") && faketime.exists() {
         return Ok(());
     }
     let apt = |args: &[&str]| {
@@ -52,7 +54,7 @@ fn install_debian_clients() -> Result<()> {
         run(&mut c)
     };
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "--no-install-recommends", "zookeeper", "zookeeper-bin", "nftables"])
+    apt(&["install", "-y", "-q", "--no-install-recommends", "zookeeper", "zookeeper-bin", "nftables", "faketime"])
 }
 
 /// A venv with kazoo 2.11.0 and its test extra, rebuilt when requirements.txt changes.

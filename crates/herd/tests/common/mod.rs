@@ -33,12 +33,18 @@ impl KeeperProc {
     }
 
     pub fn start_at(data_dir: &Path, addr: &str, extra: &[&str]) -> KeeperProc {
+        Self::start_with_env(data_dir, addr, extra, &[])
+    }
+
+    /// As [`KeeperProc::start_at`], with more environment variables for the process.
+    pub fn start_with_env(data_dir: &Path, addr: &str, extra: &[&str], env: &[(&str, &str)]) -> KeeperProc {
         let mut child = Command::new(herd_bin())
             .args(["keeper", "--data-dir"])
             .arg(data_dir)
             .args(["--client-addr", addr])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
