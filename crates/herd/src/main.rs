@@ -1,6 +1,8 @@
 //! `herd`: one binary, one subcommand per role, plus client commands.
 
 mod bench;
+mod member_cmd;
+mod supervise;
 mod up;
 mod zk;
 
@@ -24,8 +26,13 @@ enum Cmd {
     Keeper(KeeperArgs),
     /// Start a whole cluster on this machine with embedded defaults.
     Up(up::UpArgs),
+    /// Run any program under herd's supervisor: restarts with back-off, ends the keeper session
+    /// it reports when it dies, gives up after too many deaths.
+    Supervise(supervise::SuperviseArgs),
     /// ZooKeeper client commands against any keeper or ZooKeeper server.
     Zk(zk::ZkArgs),
+    /// Membership views: run a member daemon, watch or list a group.
+    Member(member_cmd::MemberArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -58,6 +65,13 @@ struct KeeperArgs {
     /// server.ID=HOST:PEERPORT:ELECTIONPORT. Two or more make this keeper an ensemble member.
     #[arg(long, value_name = "ID=HOST:PORT")]
     peer: Vec<String>,
+    /// Also join the membership views as GROUP/ID (`herd up` passes `keeper/<id>`), through
+    /// `--member-keepers` (default: this keeper's own client address).
+    #[arg(long, value_name = "GROUP/ID")]
+    join_as: Option<String>,
+    /// Connect string for this keeper's own membership session (all keepers' client addresses).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    member_keepers: Option<String>,
 }
 
 fn keeper_config(a: &KeeperArgs) -> anyhow::Result<KeeperConfig> {
@@ -122,19 +136,40 @@ pub async fn stop_signal() {
     }
 }
 
-async fn run_keeper(a: KeeperArgs) -> anyhow::Result<()> {
+async fn run_keeper(a: KeeperArgs, reporter: Option<member::report::Reporter>) -> anyhow::Result<()> {
     let cfg = keeper_config(&a)?;
+    let join_as = match &a.join_as {
+        Some(g) => {
+            let (group, id) = g.split_once('/').with_context(|| format!("--join-as {g:?}: expected GROUP/ID"))?;
+            member::view::validate_name(group)?;
+            member::view::validate_name(id)?;
+            Some((group.to_owned(), id.to_owned()))
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     let k = keeper::server::Keeper::start(cfg, shutdown.clone()).await?;
     // The one line on stdout: tests and `herd up` read the bound address from it.
     println!("herd keeper ready client={}", k.client_addr);
     tracing::info!("keeper serving clients on {}", k.client_addr);
+    let membership = match join_as {
+        Some((group, id)) => {
+            let hosts = a.member_keepers.clone().unwrap_or_else(|| k.client_addr.to_string());
+            let cfg = member_cmd::daemon_membership(&hosts, &group, &id, format!("client={}", k.client_addr))?;
+            Some(member::membership::Membership::start(cfg, reporter)?)
+        }
+        None => None,
+    };
     let wait = k.wait();
     tokio::pin!(wait);
     tokio::select! {
         r = &mut wait => r,
         _ = stop_signal() => {
             tracing::info!("keeper stopping on signal");
+            // Leave first, while this keeper still serves: the member znode goes at once.
+            if let Some(m) = membership {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m.leave()).await;
+            }
             shutdown.cancel();
             Ok(())
         }
@@ -149,14 +184,18 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    // Taken before any other thread exists: it removes its variable from the environment.
+    let reporter = member::report::Reporter::from_env();
     match cli.cmd {
         Cmd::Zk(a) => zk::run(a),
         cmd => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
                 match cmd {
-                    Cmd::Keeper(a) => run_keeper(a).await,
+                    Cmd::Keeper(a) => run_keeper(a, reporter).await,
                     Cmd::Up(a) => up::run(a).await,
+                    Cmd::Supervise(a) => supervise::run_cli(a).await,
+                    Cmd::Member(a) => member_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Zk(_) => unreachable!(),
                 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::netns::{self, Net};
+use common::netns::Net;
 use std::process::Stdio;
 
 /// A TCP connect from `from` to a keeper on `to` (the keeper answers ruok).
@@ -23,12 +23,7 @@ fn ruok(net: &Net, from: usize, addr: &str) -> bool {
 
 #[test]
 fn partitions_and_healing() {
-    if !netns::available() {
-        assert!(
-            std::env::var("HERD_EXTERNAL_CLIENTS").as_deref() != Ok("required"),
-            "network namespaces or nft unavailable; `cargo xtask test` must run as root with nftables"
-        );
-        eprintln!("skipping: no network namespaces or nft here");
+    if !common::netns_or_skip() {
         return;
     }
     let net = Net::new(3);

@@ -6,10 +6,11 @@
 
 mod common;
 
+use common::{alive, capture};
+
 use keeper_proto::client::{ClientError, SyncClient};
 use keeper_proto::codes::ErrorCode;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -18,49 +19,6 @@ use std::time::{Duration, Instant};
 const KEEPERS: u16 = 3;
 const CLIENT_PORT: u16 = 2181;
 const PEER_PORT: u16 = 2888;
-
-/// A `--port-base` under which every port the ensemble uses (client 2181 + B + i, peer
-/// 2888 + B + i) is free right now. As in `up_supervises_and_stops_cleanly`, the base comes from
-/// a port the kernel hands out, so tests running in parallel land on different ports; the other
-/// five are checked by binding them, and another base is tried if one is taken.
-fn free_port_base() -> u16 {
-    for _ in 0..100 {
-        let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = free.checked_sub(CLIENT_PORT).expect("ephemeral ports lie above 2181");
-        let Some(top) = base.checked_add(PEER_PORT + KEEPERS - 1) else { continue };
-        assert!(top > free);
-        // Held together so the check is of all six at once; released before `herd up` binds.
-        let held: Vec<_> = (0..KEEPERS)
-            .flat_map(|i| [CLIENT_PORT + base + i, PEER_PORT + base + i])
-            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if held.len() == 2 * KEEPERS as usize {
-            return base;
-        }
-    }
-    panic!("found no port base with {} free ports", 2 * KEEPERS);
-}
-
-/// Collects everything a pipe yields, on a thread of its own.
-fn capture(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
-}
 
 /// One keeper as cluster.json describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +44,7 @@ struct Up {
 impl Up {
     fn start(keepers: u16) -> Up {
         let dir = tempfile::tempdir().unwrap();
-        let base = free_port_base();
+        let base = common::free_port_base(KEEPERS);
         let mut child = Command::new(common::herd_bin())
             .args(["up", "--dir"])
             .arg(dir.path())
@@ -174,16 +132,7 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: SIGTERM to the `herd up` process this test started; it stops its keepers.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let t0 = Instant::now();
-            while self.child.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(15) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        common::terminate(&mut self.child, Duration::from_secs(15));
         // PDEATHSIG has the kernel SIGTERM every keeper once `herd up` is gone; give them a
         // moment, then make sure. These pids are the children of the `herd up` this test started.
         let t0 = Instant::now();

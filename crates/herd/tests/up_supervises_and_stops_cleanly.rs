@@ -1,7 +1,10 @@
-//! Guarantee: `herd up` starts a keeper with embedded defaults, describes it in cluster.json,
-//! restarts it after a kill -9 with its data intact, and stops everything on SIGTERM.
+//! Guarantee: `herd up` starts a keeper with embedded defaults, describes it in cluster.json
+//! (state, pid, restarts, addresses), restarts it after a kill -9 with its data intact, and
+//! stops everything on SIGTERM.
 
 mod common;
+
+use common::alive;
 
 use keeper_proto::client::SyncClient;
 use std::net::{SocketAddr, TcpListener};
@@ -13,13 +16,17 @@ fn cluster(dir: &std::path::Path) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
-fn keeper_entry(v: &serde_json::Value) -> (u32, SocketAddr) {
+/// The keeper's pid and client address once cluster.json says it is running, and its restarts.
+fn keeper_entry(v: &serde_json::Value) -> Option<(u32, SocketAddr, u64)> {
     let p = &v["processes"][0];
     assert_eq!(p["role"], "keeper");
     assert_eq!(p["id"], "1");
+    if p["state"] != "running" {
+        return None;
+    }
     let pid = p["pid"].as_u64().unwrap() as u32;
     let addr = p["addrs"]["client"].as_str().unwrap().parse().unwrap();
-    (pid, addr)
+    Some((pid, addr, p["restarts"].as_u64().unwrap()))
 }
 
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -31,11 +38,6 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
 #[test]
@@ -53,20 +55,21 @@ fn up_restarts_a_killed_keeper_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let guard = scopeguard(up.id());
-    let (pid, addr) = keeper_entry(&wait_for("cluster.json", || cluster(dir.path())));
+    let (pid, addr, restarts) = wait_for("cluster.json", || keeper_entry(&cluster(dir.path())?));
     assert_eq!(addr.port(), free);
+    assert_eq!(restarts, 0);
     let mut c = SyncClient::connect(addr, 10_000, None).unwrap();
     c.create("/before-crash", b"kept", 0).unwrap();
     drop(c);
 
     // SAFETY: killing the keeper child that `herd up` started for this test.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    let (pid2, addr2) = wait_for("a restarted keeper", || {
-        let v = cluster(dir.path())?;
-        let (p, a) = keeper_entry(&v);
-        (p != pid && p != 0).then_some((p, a))
+    let (pid2, addr2, restarts) = wait_for("a restarted keeper", || {
+        let (p, a, r) = keeper_entry(&cluster(dir.path())?)?;
+        (p != pid).then_some((p, a, r))
     });
     assert_eq!(addr2, addr);
+    assert_eq!(restarts, 1);
     let mut c = wait_for("the restarted keeper to serve", || SyncClient::connect(addr2, 10_000, None).ok());
     assert_eq!(c.get("/before-crash", false).unwrap().0, b"kept");
     drop(c);

@@ -136,13 +136,17 @@ impl Keeper {
         let cfg = Arc::new(cfg);
         let task = tokio::spawn(async move {
             let _lock = _lock;
-            let core_task = tokio::spawn(core.run(core_rx));
+            let mut core_task = tokio::spawn(core.run(core_rx));
             let accept = serve_ports(listener, secure, cfg, core_tx, shutdown.clone());
-            tokio::select! {
-                r = core_task => r.context("keeper core panicked")?,
+            let r = tokio::select! {
+                r = &mut core_task => r.context("keeper core panicked").and_then(|r| r),
                 r = accept => r,
                 _ = shutdown.cancelled() => Ok(()),
-            }
+            };
+            // The core ends with the keeper (its log thread then sees its channel close), so a
+            // keeper restarted in the same process never shares the log with a stale core.
+            core_task.abort();
+            r
         });
         Ok(Keeper { client_addr, secure_client_addr, task })
     }
@@ -157,7 +161,7 @@ impl Keeper {
         tree.extended_types = cfg.extended_types;
         // The core runs before raft starts: raft replays the log into it while starting.
         let core = KeeperCore::new(cfg.clone(), tree, 0, Replicator::Raft(raft_tx), core_tx.clone());
-        let core_task = tokio::spawn(core.run(core_rx));
+        let mut core_task = tokio::spawn(core.run(core_rx));
         let mut ensemble = crate::ensemble::start(&cfg, core_tx.clone(), raft_rx, shutdown.clone()).await?;
         let (listener, secure) = bind_ports(&cfg).await?;
         let client_addr = listener.local_addr()?;
@@ -167,11 +171,12 @@ impl Keeper {
             let _lock = lock;
             let accept = serve_ports(listener, secure, cfg, core_tx, shutdown.clone());
             let r = tokio::select! {
-                r = core_task => r.context("keeper core panicked").and_then(|r| r),
+                r = &mut core_task => r.context("keeper core panicked").and_then(|r| r),
                 r = accept => r,
                 _ = shutdown.cancelled() => Ok(()),
             };
             ensemble.stop().await;
+            core_task.abort();
             r
         });
         Ok(Keeper { client_addr, secure_client_addr, task })

@@ -89,6 +89,80 @@ impl KeeperProc {
     }
 }
 
+/// A `--port-base` B under which every port of a `herd up --keepers N` is free now (client ports
+/// 2181 + B + i, peer ports 2888 + B + i). The base comes from a port the kernel hands out, so
+/// tests running in parallel land on different ports; the others are checked by binding them
+/// (all at once), and another base is tried if one is taken.
+pub fn free_port_base(keepers: u16) -> u16 {
+    const CLIENT_PORT: u16 = 2181;
+    const PEER_PORT: u16 = 2888;
+    for _ in 0..100 {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = free.checked_sub(CLIENT_PORT).expect("ephemeral ports lie above 2181");
+        let Some(top) = base.checked_add(PEER_PORT + keepers - 1) else { continue };
+        assert!(top > free);
+        let held: Vec<_> = (0..keepers)
+            .flat_map(|i| [CLIENT_PORT + base + i, PEER_PORT + base + i])
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == 2 * keepers as usize {
+            return base;
+        }
+    }
+    panic!("found no port base with {} free ports", 2 * keepers);
+}
+
+/// Whether network namespaces and nft are here; without them a fault test skips, unless
+/// `HERD_EXTERNAL_CLIENTS=required` (CI) says they must be.
+pub fn netns_or_skip() -> bool {
+    if netns::available() {
+        return true;
+    }
+    assert!(
+        std::env::var("HERD_EXTERNAL_CLIENTS").as_deref() != Ok("required"),
+        "network namespaces or nft unavailable; `cargo xtask test` must run as root with nftables"
+    );
+    eprintln!("skipping: no network namespaces or nft here");
+    false
+}
+
+/// Collects everything a pipe yields, on a thread of its own.
+pub fn capture(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+pub fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Stops a child this test started and reaps it: SIGTERM (so a supervisor can stop what it
+/// runs), SIGKILL if it has not exited within `grace`.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    // SAFETY: a signal to our own child, not yet reaped, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t0 = std::time::Instant::now();
+    while child.try_wait().ok().flatten().is_none() && t0.elapsed() < grace {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for KeeperProc {
     fn drop(&mut self) {
         self.kill9();
