@@ -43,7 +43,7 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const END_SESSION_BOUND: Duration = Duration::from_secs(30);
 /// How long the restart waits for the session to end; the rest of [`END_SESSION_BOUND`] runs
 /// beside the restart.
-const END_SESSION_FIRST: Duration = Duration::from_secs(2);
+const END_SESSION_FIRST: Duration = Duration::from_millis(500);
 /// The same when the supervisor itself is stopping: it should not linger.
 const END_SESSION_BOUND_STOPPING: Duration = Duration::from_secs(5);
 
