@@ -2,7 +2,9 @@
 //! each described in cluster.json with its client and peer address; a member killed with
 //! kill -9 is restarted alone (the others keep their pids); SIGTERM stops every member and
 //! removes cluster.json. And the members are one ensemble: a znode written through member 1 is
-//! read through members 2 and 3, and through member 2 again after its restart.
+//! read through members 2 and 3, and through member 2 again after its restart. Every keeper is
+//! in the membership view `keeper`; the killed one's session is ended by its supervisor (not
+//! left to expire), and it rejoins as a new, higher incarnation.
 
 mod common;
 
@@ -187,6 +189,16 @@ fn retry<T>(up: &Up, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T 
     }
 }
 
+/// The `keeper` group's members through `m`: id -> incarnation (czxid of the member znode).
+fn keeper_view(m: &Member) -> Option<Vec<(String, i64)>> {
+    let mut c = SyncClient::connect(m.client, 10_000, None).ok()?;
+    let mut ids = c.children("/herd/members/keeper", false).ok()?;
+    ids.sort();
+    ids.into_iter()
+        .map(|id| Some((id.clone(), c.exists(&format!("/herd/members/keeper/{id}"), false).ok()??.czxid)))
+        .collect()
+}
+
 /// Creates `path` through `m`. Connecting opens a session, itself a log entry, so it succeeds
 /// only once a leader exists. A create whose reply was lost may have committed: a retry that
 /// finds the node then counts, and the reads check its data either way.
@@ -228,6 +240,11 @@ fn up_runs_and_supervises_a_three_keeper_ensemble() {
         assert_eq!(read_through(&up, m, "/ensemble"), b"written-on-1", "member {} holds other data", m.id);
     }
 
+    // Every keeper joined the membership view as keeper/<id>.
+    let view = up.wait_for("every keeper in the view", |_| keeper_view(&members[0]).filter(|v| v.len() == 3));
+    assert_eq!(view.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+    let old_incarnation = view[1].1;
+
     // kill -9 of member 2: the supervisor restarts it alone, at the same addresses.
     let victim = members[1].clone();
     // SAFETY: killing a keeper that the `herd up` this test started runs; its pid is positive.
@@ -242,6 +259,17 @@ fn up_runs_and_supervises_a_three_keeper_ensemble() {
     assert_eq!(after[0], members[0], "member 1 was disturbed by member 2's restart");
     assert_eq!(after[2], members[2], "member 3 was disturbed by member 2's restart");
     assert!(alive(members[0].pid) && alive(members[2].pid));
+
+    // Its session was ended by the supervisor, and it rejoined as a new incarnation.
+    up.wait_for("the supervisor's notice in the log", |up| {
+        let log = up.stderr.lock().unwrap();
+        let ended = |l: &str| l.contains("of keeper 2") && (l.contains("ended session") || l.contains("already gone"));
+        log.lines().any(ended).then_some(())
+    });
+    let rejoined = up.wait_for("member 2 rejoined the view", |_| {
+        keeper_view(&members[0]).filter(|v| v.len() == 3 && v[1].1 != old_incarnation)
+    });
+    assert!(rejoined[1].1 > old_incarnation, "member 2's new incarnation is not above its old one: {rejoined:?}");
 
     // Ensemble: the restarted member rejoins and serves what was written before its crash.
     assert_eq!(read_through(&up, &after[1], "/ensemble"), b"written-on-1", "restarted member 2 lost /ensemble");
