@@ -1,6 +1,7 @@
 //! `herd`: one binary, one subcommand per role, plus client commands.
 
 mod bench;
+mod bench_detect;
 mod member_cmd;
 mod supervise;
 mod up;
@@ -42,6 +43,9 @@ enum Cmd {
 enum BenchCmd {
     /// Load any ZooKeeper-protocol server with pipelined sessions; prints one JSON line.
     Keeper(bench::BenchArgs),
+    /// Time from a daemon's failure (kill -9, stop, hang, partition) to a watcher's view
+    /// change, herd against Apache ZooKeeper's session expiry; as root, in network namespaces.
+    Detect(bench_detect::DetectArgs),
 }
 
 #[derive(clap::Args)]
@@ -197,6 +201,7 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Supervise(a) => supervise::run_cli(a).await,
                     Cmd::Member(a) => member_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
+                    Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
                     Cmd::Zk(_) => unreachable!(),
                 }
             })

@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use member::client::ClientConfig;
 use member::fence::Fence;
-use member::membership::{Membership, MembershipConfig, Status};
+use member::membership::{HerdOptions, Membership, MembershipConfig, Status};
 use member::report::Reporter;
 use member::view::{View, Watcher};
 use std::sync::Arc;
@@ -87,9 +87,13 @@ struct JoinArgs {
     /// Session timeout asked for: silence longer than this (a hang, a partition) expels.
     #[arg(long, default_value_t = MEMBER_SESSION_TIMEOUT_MS)]
     session_timeout_ms: u64,
-    /// Socket-close fast expiry grace (herd keepers only); 0 turns it off (for ZooKeeper).
+    /// Socket-close fast expiry grace; 0 turns it off.
     #[arg(long, default_value_t = FAST_EXPIRY_GRACE.as_millis() as u64)]
     fast_expiry_ms: u64,
+    /// The keeper is Apache ZooKeeper: send none of herd's session options (fast expiry, the
+    /// declared heartbeat), which it would refuse.
+    #[arg(long)]
+    plain_zookeeper: bool,
     /// Serve fenced orders on this address (port 0: any; printed on the ready line).
     #[arg(long)]
     listen: Option<String>,
@@ -117,7 +121,7 @@ pub fn daemon_membership(hosts: &str, group: &str, id: &str, payload: String) ->
         group: group.to_owned(),
         id: id.to_owned(),
         payload: payload.into_bytes(),
-        fast_expiry: Some(FAST_EXPIRY_GRACE),
+        herd_options: Some(HerdOptions { fast_expiry: Some(FAST_EXPIRY_GRACE), declare_heartbeat: true }),
         join_wait_max: JOIN_WAIT_MAX,
     })
 }
@@ -154,7 +158,10 @@ async fn join(a: JoinArgs, reporter: Option<Reporter>) -> anyhow::Result<()> {
         group: a.group.clone(),
         id: a.id.clone(),
         payload: a.payload.clone().into_bytes(),
-        fast_expiry: (a.fast_expiry_ms > 0).then(|| Duration::from_millis(a.fast_expiry_ms)),
+        herd_options: (!a.plain_zookeeper).then_some(HerdOptions {
+            fast_expiry: (a.fast_expiry_ms > 0).then(|| Duration::from_millis(a.fast_expiry_ms)),
+            declare_heartbeat: true,
+        }),
         join_wait_max: JOIN_WAIT_MAX,
     };
     let membership = Membership::start(cfg, reporter)?;

@@ -53,7 +53,7 @@ fn master_membership(keeper: &str) -> Membership {
         group: "master".into(),
         id: "m".into(),
         payload: vec![],
-        fast_expiry: None,
+        herd_options: None,
         join_wait_max: PATIENCE,
     };
     Membership::start(cfg, None).unwrap()

@@ -196,19 +196,31 @@ struct Waiting {
 }
 
 struct Live {
-    /// Silence since the session was last heard from, against its (possibly adaptive) timeout.
+    /// Silence since the session was last heard from, against its (possibly adaptive) floor:
+    /// the negotiated timeout plus the heartbeat interval its client declared.
     det: AdaptiveTimeout,
+    /// The negotiated timeout.
+    timeout: Duration,
     conn: Option<ConnId>,
     closing: bool,
 }
 
 impl Live {
-    fn new(cfg: &KeeperConfig, timeout: Duration, now: Instant) -> Live {
-        Live { det: AdaptiveTimeout::new(detector_config(cfg, timeout), now), conn: None, closing: false }
+    fn new(cfg: &KeeperConfig, timeout: Duration, heartbeat: Duration, now: Instant) -> Live {
+        let det = AdaptiveTimeout::new(detector_config(cfg, timeout + heartbeat), now);
+        Live { det, timeout, conn: None, closing: false }
     }
 
     fn timeout(&self) -> Duration {
-        self.det.config().base
+        self.timeout
+    }
+
+    /// A new negotiated timeout or heartbeat: the floor moves, the growth so far is kept.
+    fn set_floor(&mut self, cfg: &KeeperConfig, timeout: Duration, heartbeat: Duration) {
+        self.timeout = timeout;
+        let floor = timeout + heartbeat;
+        let max = Duration::from_millis(cfg.max_session_timeout()).max(floor);
+        self.det.set_base(floor, detector_config(cfg, floor).max.min(max));
     }
 
     /// The session's client spoke (any request, a ping, a member's touch).
@@ -700,12 +712,11 @@ impl KeeperCore {
         resp.encode(&mut w);
         c.out.send(w.into_frame());
         self.conns.insert(conn, c);
-        let max = Duration::from_millis(self.cfg.max_session_timeout());
+        let heartbeat = Duration::from_millis(u64::from(self.tree.sessions()[&sid].heartbeat_ms));
         if let Some(l) = self.live.get_mut(&sid) {
             l.conn = Some(conn);
             l.heard(sid, Instant::now());
-            let timeout = Duration::from_millis(timeout);
-            l.det.set_base(timeout, detector_config(&self.cfg, timeout).max.min(max.max(timeout)));
+            l.set_floor(&self.cfg, Duration::from_millis(timeout), heartbeat);
         }
     }
 
@@ -816,16 +827,18 @@ impl KeeperCore {
             "ip" => true,
             "herd" => {
                 let text = String::from_utf8_lossy(a.auth.as_deref().unwrap_or_default()).into_owned();
-                match herd_option(&text, self.cfg.fast_expiry_grace_ms) {
+                let current = self.tree.sessions().get(&c.session);
+                let (fast, hb) = current.map_or((0, 0), |s| (s.fast_grace_ms, s.heartbeat_ms));
+                match herd_options(&text, self.cfg.fast_expiry_grace_ms, fast, hb) {
                     Some(_) if c.read_only => {
                         // A read-only session is not in the log, so it has no options to set.
                         let f = frame(&ReplyHeader { xid: xid::AUTH, zxid, err: ErrorCode::NotReadOnly.code() }, &[]);
                         self.send(conn, f);
                         return;
                     }
-                    Some(grace_ms) => {
+                    Some((fast_grace_ms, heartbeat_ms)) => {
                         let (sid, auth) = (c.session, c.auth.clone());
-                        let kind = TxnKind::SessionOptions { fast_grace_ms: grace_ms };
+                        let kind = TxnKind::SessionOptions { fast_grace_ms, heartbeat_ms };
                         self.propose(sid, auth, kind, Origin::Auth { conn });
                         return;
                     }
@@ -1119,7 +1132,8 @@ impl KeeperCore {
                 _ => None,
             };
             let conn = conn.filter(|c| self.conns.contains_key(c));
-            let mut live = Live::new(&self.cfg, Duration::from_millis(timeout.max(0) as u64), Instant::now());
+            let negotiated = Duration::from_millis(timeout.max(0) as u64);
+            let mut live = Live::new(&self.cfg, negotiated, Duration::ZERO, Instant::now());
             live.conn = conn;
             self.live.insert(sid, live);
             if let Some(conn) = conn {
@@ -1140,14 +1154,19 @@ impl KeeperCore {
             }
             return;
         }
+        if let (TxnKind::SessionOptions { fast_grace_ms, heartbeat_ms }, 0) = (&txn.kind, out.err) {
+            // Every member keeps the floor current: any of them may be (or become) the leader.
+            if let Some(l) = self.live.get_mut(&txn.session) {
+                let timeout = l.timeout;
+                l.set_floor(&self.cfg, timeout, Duration::from_millis(u64::from(*heartbeat_ms)));
+            }
+            tracing::info!("session 0x{:x}: fast expiry {fast_grace_ms} ms, heartbeat {heartbeat_ms} ms", txn.session);
+        }
         if let Origin::Auth { conn } = origin {
             // The auth reply of ZooKeeper's protocol: AuthFailed would close the connection, so a
             // session that vanished meanwhile gets SessionExpired instead.
             let f = frame(&ReplyHeader { xid: xid::AUTH, zxid, err: out.err }, &[]);
             self.send(conn, f);
-            if let TxnKind::SessionOptions { fast_grace_ms } = txn.kind {
-                tracing::info!("session 0x{:x}: socket-close fast expiry after {fast_grace_ms} ms", txn.session);
-            }
             return;
         }
         if let Origin::Request { conn, xid, permit } = origin {
@@ -1358,23 +1377,34 @@ impl KeeperCore {
     }
 }
 
-/// Parses the `herd` auth scheme's one option: `fast-expiry` (the server's default grace) or
-/// `fast-expiry=MS`, or `fast-expiry=0` to opt out. The grace is clamped to 10 ms..60 s.
-fn herd_option(text: &str, default_ms: u32) -> Option<u32> {
-    match text.trim() {
-        "fast-expiry" => Some(default_ms),
-        t => {
-            let ms: u32 = t.strip_prefix("fast-expiry=")?.parse().ok()?;
-            Some(if ms == 0 { 0 } else { ms.clamp(10, 60_000) })
+/// Parses the `herd` auth scheme's options, comma-separated, over the session's current ones:
+/// `fast-expiry` (the server's default grace) or `fast-expiry=MS` (0 opts out; clamped to
+/// 10 ms..60 s), and `heartbeat=MS` (the interval the client pings at; 0 = none; at most 60 s).
+/// Returns (grace, heartbeat), or None for anything else.
+fn herd_options(text: &str, default_grace_ms: u32, grace_ms: u32, heartbeat_ms: u32) -> Option<(u32, u32)> {
+    let (mut grace, mut heartbeat) = (grace_ms, heartbeat_ms);
+    for opt in text.split(',').map(str::trim) {
+        match opt.split_once('=') {
+            None if opt == "fast-expiry" => grace = default_grace_ms,
+            Some(("fast-expiry", ms)) => {
+                let ms: u32 = ms.parse().ok()?;
+                grace = if ms == 0 { 0 } else { ms.clamp(10, 60_000) };
+            }
+            Some(("heartbeat", ms)) => heartbeat = ms.parse::<u32>().ok()?.min(60_000),
+            _ => return None,
         }
     }
+    Some((grace, heartbeat))
 }
 
 /// Every session in `tree`, heard from at `now` and on no connection yet.
 fn live_from(cfg: &KeeperConfig, tree: &DataTree, now: Instant) -> HashMap<i64, Live> {
     tree.sessions()
         .iter()
-        .map(|(sid, s)| (*sid, Live::new(cfg, Duration::from_millis(s.timeout_ms.max(0) as u64), now)))
+        .map(|(sid, s)| {
+            let timeout = Duration::from_millis(s.timeout_ms.max(0) as u64);
+            (*sid, Live::new(cfg, timeout, Duration::from_millis(u64::from(s.heartbeat_ms)), now))
+        })
         .collect()
 }
 
@@ -1390,5 +1420,22 @@ fn fill_random(buf: &mut [u8]) {
     let seed = now_ms() as u64 ^ std::process::id() as u64;
     for (i, b) in buf.iter_mut().enumerate() {
         *b = (seed.rotate_left(i as u32 * 7) >> 3) as u8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::herd_options;
+
+    #[test]
+    fn herd_options_parse_over_the_current_ones() {
+        assert_eq!(herd_options("fast-expiry", 1000, 0, 0), Some((1000, 0)));
+        assert_eq!(herd_options("fast-expiry=250,heartbeat=100", 1000, 0, 0), Some((250, 100)));
+        assert_eq!(herd_options("heartbeat=50", 1000, 700, 0), Some((700, 50)), "fast expiry kept");
+        assert_eq!(herd_options("fast-expiry=0", 1000, 700, 50), Some((0, 50)));
+        assert_eq!(herd_options("fast-expiry=1", 1000, 0, 0), Some((10, 0)), "clamped");
+        for bad in ["", "fast", "heartbeat", "heartbeat=-1", "fast-expiry=soon", "fast-expiry,x=1"] {
+            assert_eq!(herd_options(bad, 1000, 0, 0), None, "{bad:?}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"HERDSNAP";
 /// 2: sessions carry their owner member; the state ends with each member's last applied proposal.
 /// 3: the state's length follows it (streamed writing).
-/// 4: sessions carry their fast-expiry grace and connection epoch.
+/// 4: sessions carry their fast-expiry grace, heartbeat interval and connection epoch.
 const VERSION: u32 = 4;
 pub const KEEP: usize = 2;
 

@@ -67,6 +67,10 @@ pub struct Session {
     /// Socket-close fast expiry (opted in by the session, 0 = off): when its connection breaks
     /// abnormally, it is expired after this grace unless it attached to a connection again.
     pub fast_grace_ms: u32,
+    /// The heartbeat interval the session's client promises (0 = none): the session timeout
+    /// then counts from the first heartbeat that did not come, i.e. the session expires after
+    /// a silence of timeout + heartbeat, never sooner than the timeout after its client stopped.
+    pub heartbeat_ms: u32,
     /// The zxid of the entry that last attached the session to a connection (its creation, or
     /// a resume logged as MoveSession): the session's connection epoch. A fast expiry names the
     /// epoch it saw break, and applies only if the session is still at that epoch.
@@ -361,6 +365,7 @@ impl DataTree {
                     passwd: passwd.clone(),
                     owner: txn.member,
                     fast_grace_ms: 0,
+                    heartbeat_ms: 0,
                     attached: zxid,
                 };
                 self.sessions.insert(sid, session);
@@ -375,9 +380,10 @@ impl DataTree {
                 }
                 None => Outcome::error(ErrorCode::SessionExpired),
             },
-            TxnKind::SessionOptions { fast_grace_ms } => match self.sessions.get_mut(&txn.session) {
+            TxnKind::SessionOptions { fast_grace_ms, heartbeat_ms } => match self.sessions.get_mut(&txn.session) {
                 Some(s) => {
                     s.fast_grace_ms = *fast_grace_ms;
+                    s.heartbeat_ms = *heartbeat_ms;
                     Outcome::default()
                 }
                 None => Outcome::error(ErrorCode::SessionExpired),
@@ -794,8 +800,9 @@ impl DataTree {
             let passwd = r.buffer()?.unwrap_or_default();
             let owner = r.i64()? as u64;
             let fast_grace_ms = r.i32()? as u32;
+            let heartbeat_ms = r.i32()? as u32;
             let attached = r.i64()?;
-            t.sessions.insert(sid, Session { timeout_ms, passwd, owner, fast_grace_ms, attached });
+            t.sessions.insert(sid, Session { timeout_ms, passwd, owner, fast_grace_ms, heartbeat_ms, attached });
         }
         let n = r.vec_len(80)?.unwrap_or(0);
         for _ in 0..n {
@@ -844,6 +851,7 @@ impl TreeView {
             w.buffer(Some(&s.passwd));
             w.i64(s.owner as i64);
             w.i32(s.fast_grace_ms as i32);
+            w.i32(s.heartbeat_ms as i32);
             w.i64(s.attached);
         }
         w.i32(self.nodes.len() as i32);

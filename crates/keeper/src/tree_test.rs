@@ -288,11 +288,12 @@ fn writes_count_only_through_the_member_that_owns_the_session() {
 fn a_fast_expiry_applies_only_at_the_connection_epoch_it_saw_break() {
     let mut t = T::new();
     let sid = t.txn(0, TxnKind::CreateSession { timeout_ms: 4000, passwd: vec![1; 16] }).created_session.unwrap();
-    assert_eq!(t.txn(sid, TxnKind::SessionOptions { fast_grace_ms: 500 }).err, 0);
+    assert_eq!(t.txn(sid, TxnKind::SessionOptions { fast_grace_ms: 500, heartbeat_ms: 100 }).err, 0);
     assert_eq!(t.create(sid, "/e", 1).err, 0);
     let first = t.tree.sessions()[&sid].attached;
     assert_eq!(first, (sid & 0x00FF_FFFF_FFFF_FFFF), "a new session is attached at its creation");
     assert_eq!(t.tree.sessions()[&sid].fast_grace_ms, 500);
+    assert_eq!(t.tree.sessions()[&sid].heartbeat_ms, 100);
     // The client resumed (anywhere) before the old connection's expiry was applied: no-op.
     t.txn(sid, TxnKind::MoveSession);
     let second = t.tree.sessions()[&sid].attached;
@@ -306,9 +307,10 @@ fn a_fast_expiry_applies_only_at_the_connection_epoch_it_saw_break() {
     assert!(t.tree.exists("/e").is_none());
     assert!(out.events.iter().any(|e| e.path == "/e" && e.event == EventType::NodeDeleted));
     // Options for a session that is gone are refused; the snapshot carries both new fields.
-    assert_eq!(t.txn(sid, TxnKind::SessionOptions { fast_grace_ms: 1 }).err, ErrorCode::SessionExpired.code());
+    let gone = t.txn(sid, TxnKind::SessionOptions { fast_grace_ms: 1, heartbeat_ms: 0 });
+    assert_eq!(gone.err, ErrorCode::SessionExpired.code());
     let sid2 = t.txn(0, TxnKind::CreateSession { timeout_ms: 4000, passwd: vec![2; 16] }).created_session.unwrap();
-    t.txn(sid2, TxnKind::SessionOptions { fast_grace_ms: 250 });
+    t.txn(sid2, TxnKind::SessionOptions { fast_grace_ms: 250, heartbeat_ms: 50 });
     let back = DataTree::deserialize(&t.tree.serialize()).unwrap();
     assert_eq!(back.sessions()[&sid2], t.tree.sessions()[&sid2]);
 }

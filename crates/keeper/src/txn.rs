@@ -39,8 +39,9 @@ pub enum TxnKind {
     /// `Txn::session`'s client reconnected to `Txn::member`: that member owns it from now on,
     /// and the session's connection epoch is this entry's zxid.
     MoveSession,
-    /// `Txn::session` opts in to (or out of, with 0) socket-close fast expiry.
-    SessionOptions { fast_grace_ms: u32 },
+    /// `Txn::session`'s herd options, whole: socket-close fast expiry (0 = off) and the
+    /// heartbeat interval its client promises (0 = none declared).
+    SessionOptions { fast_grace_ms: u32, heartbeat_ms: u32 },
     /// `Txn::session`'s connection at epoch `attached` broke abnormally and the grace passed:
     /// expire the session if it is still at that epoch.
     ExpireDetached { attached: i64 },
@@ -72,9 +73,10 @@ impl Txn {
                 w.ustring(path);
             }
             TxnKind::MoveSession => w.i32(6),
-            TxnKind::SessionOptions { fast_grace_ms } => {
+            TxnKind::SessionOptions { fast_grace_ms, heartbeat_ms } => {
                 w.i32(7);
                 w.i32(*fast_grace_ms as i32);
+                w.i32(*heartbeat_ms as i32);
             }
             TxnKind::ExpireDetached { attached } => {
                 w.i32(8);
@@ -114,7 +116,7 @@ impl Txn {
                 TxnKind::InitConfig { servers }
             }
             6 => TxnKind::MoveSession,
-            7 => TxnKind::SessionOptions { fast_grace_ms: r.i32()? as u32 },
+            7 => TxnKind::SessionOptions { fast_grace_ms: r.i32()? as u32, heartbeat_ms: r.i32()? as u32 },
             8 => TxnKind::ExpireDetached { attached: r.i64()? },
             n => return Err(DecodeError::BadValue { what: "txn kind", value: n as i64 }),
         };
@@ -136,7 +138,7 @@ mod tests {
             TxnKind::Request { op: 1, body: vec![1, 2, 3] },
             TxnKind::Reap { path: "/c".into() },
             TxnKind::MoveSession,
-            TxnKind::SessionOptions { fast_grace_ms: 1000 },
+            TxnKind::SessionOptions { fast_grace_ms: 1000, heartbeat_ms: 100 },
             TxnKind::ExpireDetached { attached: 77 },
             TxnKind::InitConfig { servers: vec![(1, "h:1:2".into()), (2, "h:3:4:observer;5".into())] },
         ] {

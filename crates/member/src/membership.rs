@@ -24,11 +24,36 @@ pub struct MembershipConfig {
     pub group: String,
     pub id: String,
     pub payload: Vec<u8>,
-    /// Opt in to socket-close fast expiry with this grace (herd keepers understand it; Apache
-    /// ZooKeeper refuses the `herd` auth scheme, so leave it off there).
-    pub fast_expiry: Option<Duration>,
+    /// herd's session options, sent as `addAuth("herd", ...)` after connecting; None for
+    /// Apache ZooKeeper, which refuses the `herd` scheme.
+    pub herd_options: Option<HerdOptions>,
     /// How long a join waits for an older incarnation of the same id to end.
     pub join_wait_max: Duration,
+}
+
+/// What a herd keeper is told about the session (see ARCHITECTURE.md, "How each failure is
+/// noticed").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HerdOptions {
+    /// Socket-close fast expiry with this grace (None: off).
+    pub fast_expiry: Option<Duration>,
+    /// Declare the client's ping interval (`ClientConfig::ping_interval`) as its heartbeat, so
+    /// that the session timeout counts from the first ping that did not come.
+    pub declare_heartbeat: bool,
+}
+
+impl HerdOptions {
+    /// The auth text, e.g. `fast-expiry=1000,heartbeat=100`; None when there is nothing to say.
+    pub fn auth_text(&self, ping_interval: Option<Duration>) -> Option<String> {
+        let mut opts = Vec::new();
+        if let Some(g) = self.fast_expiry {
+            opts.push(format!("fast-expiry={}", g.as_millis().max(1)));
+        }
+        if let (true, Some(p)) = (self.declare_heartbeat, ping_interval) {
+            opts.push(format!("heartbeat={}", p.as_millis()));
+        }
+        (!opts.is_empty()).then(|| opts.join(","))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,9 +219,9 @@ async fn serve(cx: &mut Ctx, session: &Session) -> Served {
     let Some(mut events) = session.take_events() else {
         return Served::Failed(MemberError::Client(crate::client::Error::Closed));
     };
-    if let Some(grace) = cx.cfg.fast_expiry {
-        let opt = format!("fast-expiry={}", grace.as_millis());
-        if let Err(e) = session.add_auth("herd", opt.as_bytes()).await {
+    let opts = cx.cfg.herd_options.and_then(|o| o.auth_text(cx.cfg.client.ping_interval));
+    if let Some(opts) = opts {
+        if let Err(e) = session.add_auth("herd", opts.as_bytes()).await {
             return Served::Failed(e.into());
         }
     }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{config, TestKeeper, PATIENCE};
 use member::client::Session;
-use member::membership::{Membership, MembershipConfig, Status};
+use member::membership::{HerdOptions, Membership, MembershipConfig, Status};
 use member::view::{self, View, Watcher};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ fn membership_config(k: &TestKeeper, group: &str, id: &str) -> MembershipConfig 
         group: group.into(),
         id: id.into(),
         payload: format!("addr-of-{id}").into_bytes(),
-        fast_expiry: Some(Duration::from_millis(200)),
+        herd_options: Some(HerdOptions { fast_expiry: Some(Duration::from_millis(200)), declare_heartbeat: true }),
         join_wait_max: Duration::from_secs(30),
     }
 }
