@@ -1,0 +1,37 @@
+//! The DataNode's block store: replicas of blocks on local disks, in HDFS's own on-disk format,
+//! so that a replica is recognisable (and checkable) by anyone who knows HDFS.
+//!
+//! What it promises:
+//! - **Never a bad byte.** Every 512-byte chunk carries a CRC32C in the replica's meta file
+//!   (HDFS's `BlockMetadataHeader` + `DataChecksum` layout, see [`meta`]); every read checks
+//!   each chunk it returns and answers `Corrupt { offset }` instead of bad data, and
+//!   [`Store::verify`] checks a whole replica for the block scanner. Packets from a pipeline
+//!   can be checked against their sender's checksums before they are written.
+//! - **Acknowledged means durable.** A writer's `flush(true)` fsyncs data then meta; `finalize`
+//!   fsyncs and renames into `finalized/` (fsync of the directories after). After a crash,
+//!   `open` recovers each replica that was being written to the length its checksums cover,
+//!   and completes a move that a crash interrupted.
+//! - **A full disk is an error, not damage.** `DiskFull` leaves the replica as it was before
+//!   the failed packet.
+//! - **Generation stamps fence the past.** Append and pipeline recovery bump the stamp (a
+//!   renamed meta file); a reader asking for a newer stamp than the disk has gets
+//!   `StaleGenStamp`, and a writer superseded by a recovery gets `WriterFenced`.
+//! - **No panics on bytes from disk**, and a bound on every packet, read and replica.
+//!
+//! Layout: [`meta`] is the file format (pure functions); [`store`] holds [`Store`] (data dirs,
+//! the replica map, open/recovery, append, recovery, delete, report, space), with the
+//! [`ReplicaWriter`] and [`ReplicaReader`] it hands out; [`StoreError`] is the one error type.
+//! Everything is blocking `std::fs` I/O: callers on an async runtime run it on blocking threads.
+//!
+//! **Boundary:** this crate knows blocks, not files or pipelines: no network, no NameNode, no
+//! keeper. The DataNode daemon (transfer protocol, heartbeats, scanner schedule) uses it.
+
+mod error;
+pub mod meta;
+pub mod store;
+
+pub use error::{Result, StoreError};
+pub use store::{
+    ChunkStream, Chunks, ReplicaInfo, ReplicaReader, ReplicaState, ReplicaWriter, Space, Store, MAX_PACKET_LEN,
+    MAX_READ_LEN, MAX_REPLICA_LEN,
+};
