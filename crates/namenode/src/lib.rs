@@ -12,7 +12,11 @@
 //! Layout: [`namespace`] holds the state machine ([`namespace::Namespace`], its log
 //! [`namespace::Entry`] and [`namespace::Op`], replies and [`namespace::Error`]); inside it,
 //! `path` has HDFS's path rules, `perm` the permission checker, `codec` the checkpoint format.
+//! [`journal`] makes the namespace durable: a one-voter keeper-raft log applied to it by an
+//! actor, with snapshots of the serialized namespace (`journal::codec`: the log record format).
 //! The block map (replica locations), DataNode protocol and the RPC servers will be siblings of
 //! `namespace`, and depend on it, never the other way round.
 
+pub mod journal;
 pub mod namespace;
+mod varint;

@@ -17,9 +17,10 @@
 //! ```
 
 use super::{
-    path, Block, Cached, FileInfo, FileStatus, Inode, InodeKind, Lease, Limits, Namespace, Reply, RetryKey,
-    UnderConstruction, ROOT_ID,
+    path, Cached, FileInfo, FileStatus, Inode, InodeKind, Lease, Limits, Namespace, Reply, RetryKey, UnderConstruction,
+    ROOT_ID,
 };
+use crate::varint::{Reader, VarintError, Writer};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 const MAGIC: &[u8; 4] = b"HNNS";
@@ -42,34 +43,16 @@ pub enum CheckpointError {
 
 type DecodeResult<T> = Result<T, CheckpointError>;
 
-struct Writer {
-    buf: Vec<u8>,
+impl From<VarintError> for CheckpointError {
+    fn from(e: VarintError) -> Self {
+        match e {
+            VarintError::Truncated => CheckpointError::Truncated,
+            VarintError::BadValue(what) => CheckpointError::BadValue(what),
+        }
+    }
 }
 
 impl Writer {
-    fn u64(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.buf.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.buf.push(v as u8);
-    }
-
-    fn bool(&mut self, b: bool) {
-        self.buf.push(u8::from(b));
-    }
-
-    fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        self.buf.extend_from_slice(s.as_bytes());
-    }
-
-    fn block(&mut self, b: &Block) {
-        self.u64(b.id);
-        self.u64(b.gs);
-        self.u64(b.len);
-    }
-
     fn status(&mut self, s: &FileStatus) {
         self.u64(s.id);
         self.bool(s.is_dir);
@@ -112,65 +95,7 @@ impl Writer {
     }
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
 impl<'a> Reader<'a> {
-    fn bytes(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.b.len()).ok_or(CheckpointError::Truncated)?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn u64(&mut self) -> DecodeResult<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.bytes(1)?[0];
-            let bits = u64::from(byte & 0x7F);
-            if shift == 63 && bits > 1 {
-                return Err(CheckpointError::BadValue("varint"));
-            }
-            v |= bits << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(CheckpointError::BadValue("varint"))
-    }
-
-    fn u16(&mut self, what: &'static str) -> DecodeResult<u16> {
-        u16::try_from(self.u64()?).map_err(|_| CheckpointError::BadValue(what))
-    }
-
-    fn bool(&mut self) -> DecodeResult<bool> {
-        match self.bytes(1)?[0] {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(CheckpointError::BadValue("flag")),
-        }
-    }
-
-    fn str(&mut self) -> DecodeResult<String> {
-        let n = usize::try_from(self.u64()?).map_err(|_| CheckpointError::Truncated)?;
-        let b = self.bytes(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| CheckpointError::BadValue("string"))
-    }
-
-    /// A count of records of at least `min_size` bytes each: never more than the bytes left
-    /// could hold, so a corrupt count cannot make us allocate much.
-    fn count(&mut self, min_size: usize) -> DecodeResult<usize> {
-        let n = self.u64()?;
-        let left = (self.b.len() - self.pos) / min_size.max(1);
-        usize::try_from(n).ok().filter(|n| *n <= left).ok_or(CheckpointError::Truncated)
-    }
-
-    fn block(&mut self) -> DecodeResult<Block> {
-        Ok(Block { id: self.u64()?, gs: self.u64()?, len: self.u64()? })
-    }
-
     fn status(&mut self) -> DecodeResult<FileStatus> {
         Ok(FileStatus {
             id: self.u64()?,
@@ -271,7 +196,7 @@ impl Namespace {
     /// Loads a checkpoint, checking its format and that it describes a valid namespace (one
     /// tree under the root, unique names and ids, leases matching the open files).
     pub fn deserialize(b: &[u8]) -> Result<Namespace, CheckpointError> {
-        let mut r = Reader { b, pos: 0 };
+        let mut r = Reader::new(b);
         if r.bytes(4).map_err(|_| CheckpointError::BadMagic)? != MAGIC {
             return Err(CheckpointError::BadMagic);
         }
