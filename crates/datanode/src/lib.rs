@@ -22,13 +22,16 @@
 //! the replica map, open/recovery, append, recovery, delete, report, space), with the
 //! [`ReplicaWriter`] and [`ReplicaReader`] it hands out; [`StoreError`] is the one error type.
 //! Everything is blocking `std::fs` I/O: callers on an async runtime run it on blocking threads.
+//! [`transfer`] is the data port over the store (one thread per connection: pipelines, reads).
 //!
-//! **Boundary:** this crate knows blocks, not files or pipelines: no network, no NameNode, no
-//! keeper. The DataNode daemon (transfer protocol, heartbeats, scanner schedule) uses it.
+//! **Boundary:** this crate knows blocks, not files: the store has no network, and the
+//! transfer server speaks only the data port (`dfs-proto`), never to the NameNode or the
+//! keeper. The DataNode daemon (heartbeats, reports, commands, scanner schedule) uses both.
 
 mod error;
 pub mod meta;
 pub mod store;
+pub mod transfer;
 
 pub use error::{Result, StoreError};
 pub use store::{

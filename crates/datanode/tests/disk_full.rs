@@ -3,51 +3,12 @@
 //!
 //! Mounting needs root (CAP_SYS_ADMIN); without it these tests print why and pass vacuously.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::Tmpfs;
+use std::path::PathBuf;
 
 use datanode::{ReplicaState, Store, StoreError};
-
-/// A tmpfs mounted on a temp dir, unmounted when dropped (also when the test panics: the
-/// store is declared after the mount, so it is dropped, and its files closed, first).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().ok()?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
-            Ok(o) => {
-                eprintln!("SKIPPED: cannot mount a tmpfs: {}", String::from_utf8_lossy(&o.stderr).trim());
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount").arg(self.dir.path()).status().map(|s| s.success()).unwrap_or(false);
-        if !ok {
-            // Something still holds a file open: detach it so the temp dir can go.
-            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-        }
-    }
-}
 
 fn data(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()

@@ -1,6 +1,9 @@
 //! The block store against real files in temp dirs: format, round trips, corruption,
 //! recovery at open, generation stamps, and the data dir lock.
 
+mod common;
+
+use common::bytes;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -8,19 +11,6 @@ use std::path::{Path, PathBuf};
 
 use datanode::meta;
 use datanode::{ReplicaState, Store, StoreError};
-
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    // xorshift: deterministic, and different chunks differ.
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn open(dir: &Path) -> Store {
     Store::open(&[dir.to_path_buf()]).expect("open store")

@@ -1,0 +1,102 @@
+//! Shared by the datanode tests: DataNodes (a store and its transfer server) on free loopback
+//! ports with their own temp dirs, deterministic test bytes, and a real tmpfs for full disks.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datanode::transfer::{TransferConfig, TransferServer};
+use datanode::Store;
+use dfs_proto::DatanodeInfo;
+
+pub struct Node {
+    pub server: Option<TransferServer>,
+    pub store: Store,
+    pub info: DatanodeInfo,
+    pub epoch: Arc<AtomicI64>,
+    pub _dir: tempfile::TempDir,
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn start(id: &str) -> Node {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&[dir.path().to_path_buf()]).expect("open store");
+    let epoch = Arc::new(AtomicI64::new(0));
+    let config = TransferConfig {
+        node_id: id.to_string(),
+        max_connections: 16,
+        io_timeout: TIMEOUT,
+        namenode_epoch: epoch.clone(),
+    };
+    let server = TransferServer::start(store.clone(), "127.0.0.1:0".parse().expect("addr"), config).expect("start");
+    let info = DatanodeInfo {
+        id: id.to_string(),
+        data_addr: server.local_addr().to_string(),
+        http_addr: String::new(),
+        rack: "/default-rack".to_string(),
+    };
+    Node { server: Some(server), store, info, epoch, _dir: dir }
+}
+
+impl Node {
+    pub fn addr(&self) -> SocketAddr {
+        self.server.as_ref().expect("running").local_addr()
+    }
+}
+
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    // xorshift: deterministic, and different chunks differ.
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A tmpfs mounted on a temp dir (a real disk that fills up), unmounted when dropped, also when
+/// a test panics. Mounting needs root; without it, `mount` returns None after saying why, and
+/// the test passes vacuously — unless `HERD_EXTERNAL_CLIENTS=required` (CI), where it fails.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => return Some(Tmpfs { dir }),
+            Ok(o) => format!("cannot mount a tmpfs: {}", String::from_utf8_lossy(&o.stderr).trim()),
+            Err(e) => format!("cannot run mount: {e}"),
+        };
+        assert!(std::env::var("HERD_EXTERNAL_CLIENTS").as_deref() != Ok("required"), "{why}");
+        eprintln!("SKIPPED: {why}");
+        None
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount").arg(self.dir.path()).status().map(|s| s.success()).unwrap_or(false);
+        if !ok {
+            // Something still holds a file open: detach it so the temp dir can go.
+            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        }
+    }
+}
