@@ -14,9 +14,14 @@
 //! `path` has HDFS's path rules, `perm` the permission checker, `codec` the checkpoint format.
 //! [`journal`] makes the namespace durable: a one-voter keeper-raft log applied to it by an
 //! actor, with snapshots of the serialized namespace (`journal::codec`: the log record format).
+//! [`blockmap`] is the block map and replication monitor: replica locations rebuilt from block
+//! reports, a pure state machine whose `tick` emits transfers and deletions, with placement.
 //! The block map (replica locations), DataNode protocol and the RPC servers will be siblings of
 //! `namespace`, and depend on it, never the other way round.
 
+pub mod blockmap;
 pub mod journal;
 pub mod namespace;
+#[cfg(test)]
+mod test_rng;
 mod varint;
