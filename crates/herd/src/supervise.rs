@@ -426,10 +426,11 @@ async fn end_reported_session(name: &str, inc: &mut Incarnation, died: Instant, 
 fn log_ended(name: &str, id: i64, died: Instant, ended: end_session::Ended) {
     let ms = died.elapsed().as_secs_f64() * 1e3;
     match ended {
-        end_session::Ended::Closed(addr) => tracing::info!("ended session 0x{id:x} of {name} at {addr} in {ms:.1} ms"),
-        end_session::Ended::AlreadyGone(addr) => {
-            tracing::info!("session 0x{id:x} of {name} was already gone at {addr} ({ms:.1} ms)")
+        end_session::Ended::Closed(addr) => {
+            let at = addr.map(|a| format!(" at {a}")).unwrap_or_default();
+            tracing::info!("ended session 0x{id:x} of {name}{at} in {ms:.1} ms")
         }
+        end_session::Ended::AlreadyGone => tracing::info!("session 0x{id:x} of {name} was already gone ({ms:.1} ms)"),
     }
 }
 
