@@ -416,7 +416,8 @@ impl Store {
         {
             return Err(StoreError::Corrupt { id, offset: 0 });
         }
-        Ok(ReplicaReader::new(self.inner.clone(), id, e.incarnation, entry.io.clone(), e.dir, data, meta))
+        let (inner, io) = (self.inner.clone(), entry.io.clone());
+        Ok(ReplicaReader { inner, id, incarnation: e.incarnation, io, dir: e.dir, data, meta })
     }
 
     /// Deletes replica `id` in any state. A writer of it fails from its next call on.

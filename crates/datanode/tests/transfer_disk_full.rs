@@ -10,12 +10,10 @@ mod common;
 use common::Tmpfs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 use std::time::Duration;
 
 use datanode::transfer::client::{create_op, read_block, WriteStream};
-use datanode::transfer::{TransferConfig, TransferServer};
+use datanode::transfer::TransferServer;
 use datanode::Store;
 use dfs_proto::transfer::{Packet, Status};
 use dfs_proto::{DatanodeInfo, ExtendedBlock};
@@ -39,19 +37,7 @@ fn start(id: &str, data_dir: Option<PathBuf>) -> Node {
         }
     };
     let store = Store::open(&[path]).expect("open store");
-    let config = TransferConfig {
-        node_id: id.to_string(),
-        max_connections: 16,
-        io_timeout: TIMEOUT,
-        namenode_epoch: Arc::new(AtomicI64::new(0)),
-    };
-    let server = TransferServer::start(store.clone(), "127.0.0.1:0".parse().expect("addr"), config).expect("start");
-    let info = DatanodeInfo {
-        id: id.to_string(),
-        data_addr: server.local_addr().to_string(),
-        http_addr: String::new(),
-        rack: "/default-rack".to_string(),
-    };
+    let (server, info, _) = common::serve(id, &store);
     Node { server, store, info, _dir: tmp }
 }
 

@@ -39,28 +39,16 @@ impl Chunks {
 /// replica being written can be read up to what has been written, and a replica deleted since
 /// `open_reader` answers `NoSuchReplica`.
 pub struct ReplicaReader {
-    inner: Arc<Inner>,
-    id: u64,
-    incarnation: u64,
-    io: Arc<Mutex<()>>,
-    dir: usize,
-    data: File,
-    meta: File,
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) id: u64,
+    pub(crate) incarnation: u64,
+    pub(crate) io: Arc<Mutex<()>>,
+    pub(crate) dir: usize,
+    pub(crate) data: File,
+    pub(crate) meta: File,
 }
 
 impl ReplicaReader {
-    pub(crate) fn new(
-        inner: Arc<Inner>,
-        id: u64,
-        incarnation: u64,
-        io: Arc<Mutex<()>>,
-        dir: usize,
-        data: File,
-        meta: File,
-    ) -> ReplicaReader {
-        ReplicaReader { inner, id, incarnation, io, dir, data, meta }
-    }
-
     pub fn id(&self) -> u64 {
         self.id
     }

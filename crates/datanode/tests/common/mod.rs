@@ -26,6 +26,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn start(id: &str) -> Node {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&[dir.path().to_path_buf()]).expect("open store");
+    let (server, info, epoch) = serve(id, &store);
+    Node { server: Some(server), store, info, epoch, _dir: dir }
+}
+
+/// A transfer server for `store` on a free loopback port, its DataNode info, and its epoch.
+pub fn serve(id: &str, store: &Store) -> (TransferServer, DatanodeInfo, Arc<AtomicI64>) {
     let epoch = Arc::new(AtomicI64::new(0));
     let config = TransferConfig {
         node_id: id.to_string(),
@@ -40,7 +46,7 @@ pub fn start(id: &str) -> Node {
         http_addr: String::new(),
         rack: "/default-rack".to_string(),
     };
-    Node { server: Some(server), store, info, epoch, _dir: dir }
+    (server, info, epoch)
 }
 
 impl Node {
