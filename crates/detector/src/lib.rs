@@ -90,6 +90,11 @@ impl AdaptiveTimeout {
 
     /// The timeout now: the floor plus what is left of the growth, never above the maximum.
     pub fn timeout(&self, now: Instant) -> Duration {
+        // The common case (never falsely suspected, or a fixed timeout): no decay to compute,
+        // which matters because the keeper checks every session on every tick.
+        if self.extra.is_zero() {
+            return self.cfg.base;
+        }
         let halvings =
             now.saturating_duration_since(self.extra_at).as_secs_f64() / self.cfg.half_life.as_secs_f64().max(1e-9);
         let extra = self.extra.mul_f64(0.5f64.powf(halvings));

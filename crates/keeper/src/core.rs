@@ -219,8 +219,7 @@ impl Live {
     fn set_floor(&mut self, cfg: &KeeperConfig, timeout: Duration, heartbeat: Duration) {
         self.timeout = timeout;
         let floor = timeout + heartbeat;
-        let max = Duration::from_millis(cfg.max_session_timeout()).max(floor);
-        self.det.set_base(floor, detector_config(cfg, floor).max.min(max));
+        self.det.set_base(floor, detector_config(cfg, floor).max);
     }
 
     /// The session's client spoke (any request, a ping, a member's touch).
