@@ -14,6 +14,7 @@
 mod bench;
 mod ensemble;
 mod failover;
+mod fsbench;
 mod zkwire;
 
 use anyhow::{bail, Context, Result};
@@ -165,12 +166,14 @@ fn main() -> Result<()> {
         (Some("test"), _) => test(&args[1..]),
         (Some("bench"), Some("keeper")) => bench::bench_keeper(&args[2..]),
         (Some("bench"), Some("keeper-failover")) => failover::bench_failover(&args[2..]),
+        (Some("bench"), Some("fs")) => fsbench::bench_fs(&args[2..]),
         (Some("soak"), Some("keeper")) => soak_keeper(&args[2..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask test [--no-kazoo]\n       \
                  cargo xtask bench keeper [--seconds N] [--nodes 1|3|both] [--herd-bin PATH]\n       \
                  cargo xtask bench keeper-failover [--trials N] [--system herd|zk|both] [--herd-bin PATH]\n       \
+                 cargo xtask bench fs [--size-mib N] [--rounds R] [--keep] [--herd-bin PATH]\n       \
                  cargo xtask soak keeper [--minutes N]"
             );
             std::process::exit(2);

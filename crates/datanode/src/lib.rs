@@ -23,11 +23,18 @@
 //! [`ReplicaWriter`] and [`ReplicaReader`] it hands out; [`StoreError`] is the one error type.
 //! Everything is blocking `std::fs` I/O: callers on an async runtime run it on blocking threads.
 //! [`transfer`] is the data port over the store (one thread per connection: pipelines, reads).
+//! The store's change feed ([`store::Changes`]) records every replica created, finalized or
+//! deleted, for the daemon's incremental reports. [`daemon`] is the DataNode daemon (`herd
+//! datanode`): membership in the `datanode` group, registration, full and incremental block
+//! reports, heartbeats, fenced NameNode commands (invalidate, replicate, re-register), and the
+//! block scanner (`daemon/scanner.rs`, throttled reads of every finalized replica).
 //!
 //! **Boundary:** this crate knows blocks, not files: the store has no network, and the
 //! transfer server speaks only the data port (`dfs-proto`), never to the NameNode or the
-//! keeper. The DataNode daemon (heartbeats, reports, commands, scanner schedule) uses both.
+//! keeper. Only the daemon talks to the NameNode (`dfs-proto`'s DataNode protocol) and the
+//! keeper (through `member`), and it uses both.
 
+pub mod daemon;
 mod error;
 pub mod meta;
 pub mod store;

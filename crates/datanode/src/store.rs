@@ -22,6 +22,7 @@
 //! the data file second, so that a crash between them leaves the data file in the other
 //! directory than its meta file: `open` completes the move in the direction of the meta file.
 
+mod changes;
 mod reader;
 mod scan;
 mod writer;
@@ -37,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use changes::{Changes, Taken};
 pub use reader::{ChunkStream, Chunks, ReplicaReader};
 pub use writer::ReplicaWriter;
 
@@ -134,6 +136,8 @@ pub(crate) struct Inner {
     /// std Mutex: held only for map look-ups and updates, never across I/O or an await.
     pub(crate) map: Mutex<HashMap<u64, Entry>>,
     next_token: AtomicU64,
+    /// The change feed: replicas created, finalized or deleted (for incremental reports).
+    pub(crate) changes: Changes,
 }
 
 impl Inner {
@@ -181,13 +185,23 @@ impl Store {
         let map = scan::scan(&opened)?;
         let next_token = map.values().map(|e| e.incarnation).max().map_or(1, |m| m + 1);
         Ok(Store {
-            inner: Arc::new(Inner { dirs: opened, map: Mutex::new(map), next_token: AtomicU64::new(next_token) }),
+            inner: Arc::new(Inner {
+                dirs: opened,
+                map: Mutex::new(map),
+                next_token: AtomicU64::new(next_token),
+                changes: Changes::default(),
+            }),
         })
     }
 
     /// The data dirs, in the order given to `open`.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.inner.dirs.iter().map(|d| d.root.clone()).collect()
+    }
+
+    /// The change feed: ids of replicas created, finalized or deleted since the last take.
+    pub fn changes(&self) -> &Changes {
+        &self.inner.changes
     }
 
     /// Starts a new replica in `current/rbw/` of the data dir with the most free space.
@@ -241,6 +255,10 @@ impl Store {
             }
             Ok((data, meta))
         })();
+        // Change feed: a new rbw replica is reported as receiving (a temporary one is not).
+        if created.is_ok() && state == ReplicaState::Rbw {
+            self.inner.changes.record(id, gs);
+        }
         match created {
             Ok((data, meta)) => Ok(ReplicaWriter::new(
                 self.inner.clone(),
@@ -299,6 +317,8 @@ impl Store {
             m.gs = gs_new;
             m.writer = Some(token);
         }
+        // Change feed: an appended replica is being written again (receiving, new stamp).
+        self.inner.changes.record(id, gs_new);
         Ok(ReplicaWriter::new(
             self.inner.clone(),
             writer::Open {
@@ -322,6 +342,51 @@ impl Store {
     /// writer, if any, is fenced: its next call fails with `WriterFenced`. Returns the writer
     /// that continues the replica.
     pub fn recover_rbw(&self, id: u64, gs_new: u64, length: u64) -> Result<ReplicaWriter> {
+        self.cut_rbw(id, gs_new, length, false)
+    }
+
+    /// Lease recovery, step one (HDFS `initReplicaRecovery`): fences any writer of replica
+    /// `id` and returns it. A replica being written moves to stamp `recovery_id` at its
+    /// current length, so its old writer and anyone holding the old stamp are refused; a
+    /// finalized one is left as it is. The stamp must be at least `gs_min` (what the NameNode
+    /// knows) and at most `recovery_id`. Repeating the call changes nothing.
+    pub fn init_recovery(&self, id: u64, gs_min: u64, recovery_id: u64) -> Result<ReplicaInfo> {
+        let r = self.get(id).ok_or(StoreError::NoSuchReplica { id })?;
+        if r.gs < gs_min {
+            return Err(StoreError::StaleGenStamp { id, on_disk: r.gs, wanted: gs_min });
+        }
+        if r.gs > recovery_id {
+            return Err(StoreError::GenStampNotNewer { id, current: r.gs, proposed: recovery_id });
+        }
+        if r.state == ReplicaState::Rbw && r.gs < recovery_id {
+            // The writer returned is dropped at once: the replica stays rbw, writer-less.
+            self.cut_rbw(id, recovery_id, r.length, false)?;
+        }
+        self.get(id).ok_or(StoreError::NoSuchReplica { id })
+    }
+
+    /// Lease recovery, step two (HDFS `updateReplicaUnderRecovery`): cuts replica `id` to
+    /// `length` and finalizes it under `recovery_id`. A finalized replica must already have
+    /// that length (only its stamp moves). Repeating the call changes nothing.
+    pub fn finish_recovery(&self, id: u64, recovery_id: u64, length: u64) -> Result<ReplicaInfo> {
+        let r = self.get(id).ok_or(StoreError::NoSuchReplica { id })?;
+        if r.gs > recovery_id {
+            return Err(StoreError::GenStampNotNewer { id, current: r.gs, proposed: recovery_id });
+        }
+        match r.state {
+            ReplicaState::Finalized if r.length != length => {
+                Err(StoreError::WrongState { id, state: r.state, needed: ReplicaState::Rbw })
+            }
+            ReplicaState::Finalized if r.gs == recovery_id => Ok(r),
+            ReplicaState::Finalized => self.append(id, r.gs, recovery_id)?.finalize(),
+            ReplicaState::Rbw => self.cut_rbw(id, recovery_id, length, true)?.finalize(),
+            ReplicaState::Temporary => Err(StoreError::NoSuchReplica { id }),
+        }
+    }
+
+    /// [`Self::recover_rbw`], and with `same_gs_ok` also a cut that keeps the stamp (a
+    /// recovery's second step, after its first moved the replica to the recovery stamp).
+    fn cut_rbw(&self, id: u64, gs_new: u64, length: u64, same_gs_ok: bool) -> Result<ReplicaWriter> {
         let entry = self.entry(id)?;
         // Waits for a packet of the old writer that is being written right now.
         let _io = lock(&entry.io);
@@ -329,7 +394,7 @@ impl Store {
         if e.state != ReplicaState::Rbw {
             return Err(StoreError::WrongState { id, state: e.state, needed: ReplicaState::Rbw });
         }
-        if gs_new <= e.gs {
+        if gs_new < e.gs || (gs_new == e.gs && !same_gs_ok) {
             return Err(StoreError::GenStampNotNewer { id, current: e.gs, proposed: gs_new });
         }
         if length > e.length {
@@ -433,6 +498,8 @@ impl Store {
                 _ => return Err(StoreError::NoSuchReplica { id }),
             }
         };
+        // Change feed: the replica is gone from the map, so it is reported deleted.
+        self.inner.changes.record(id, e.gs);
         let d = &self.inner.dirs[e.dir];
         for p in [d.meta_path(e.state, id, e.gs), d.data_path(e.state, id)] {
             match fs::remove_file(&p) {

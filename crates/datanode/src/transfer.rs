@@ -25,6 +25,11 @@
 //! **Reads** (`transfer/read.rs`): see the layout there; a replica that fails its checksums mid-stream
 //! ends the stream early with a trailer naming the offset, never with bad bytes.
 //!
+//! //! **Lease recovery** (`transfer/recover.rs`): the NameNode itself asks each replica of an
+//! abandoned block for its length (`InitRecovery`, which fences the writer) and then has each
+//! cut to the shortest and finalized under the recovery stamp (`FinishRecovery`); both carry
+//! the NameNode's epoch, which must be nonzero and not older than the newest seen.
+//!
 //! **Replication** is pushed by the source (HDFS's `DNA_TRANSFER`): the source reads its
 //! finalized replica and sends it to the target as a `WriteBlock` of stage `Transfer`
 //! ([`client::transfer_block`]), which the target writes to a temporary replica and finalizes
@@ -42,6 +47,7 @@
 
 pub mod client;
 mod read;
+mod recover;
 mod write;
 
 use std::collections::HashMap;
@@ -225,6 +231,16 @@ fn serve(shared: &Shared, conn: u64, stream: TcpStream, peer: SocketAddr) {
         }
         Op::ReadBlock { block, offset, len, verify: _ } => read::serve(shared, &stream, block, offset, len, false),
         Op::CopyBlock { block } => read::serve(shared, &stream, block, 0, 0, true),
+        Op::InitRecovery { block, recovery_id, namenode_epoch } => {
+            recover::serve(shared, &stream, namenode_epoch, block.id, || {
+                shared.store.init_recovery(block.id, block.gs, recovery_id)
+            })
+        }
+        Op::FinishRecovery { block, namenode_epoch } => {
+            recover::serve(shared, &stream, namenode_epoch, block.id, || {
+                shared.store.finish_recovery(block.id, block.gs, block.len)
+            })
+        }
     };
     if let Err(why) = outcome {
         refuse(shared, peer, &why);

@@ -10,7 +10,7 @@
 //! ```text
 //! Register                                   -> Registered
 //! Heartbeat, BlockReport, IncrementalBlockReport -> Commands
-//! ReportBadBlocks, CommitBlockSync           -> Done
+//! ReportBadBlocks                            -> Done
 //! ```
 
 use crate::block::{DatanodeInfo, ExtendedBlock};
@@ -51,19 +51,6 @@ wire_enum! {
         } = 3,
         /// Replicas of this DataNode the block scanner (or a read) found corrupt.
         ReportBadBlocks { id: String, incarnation: i64, blocks: Vec<ExtendedBlock> } = 4,
-        /// The primary of a [`DatanodeCommand::RecoverBlock`] reports the outcome (HDFS
-        /// `commitBlockSynchronization`): the replicas on `nodes` (ids) now hold `block` at
-        /// `new_gs` and `new_len`; `delete_block` when no replica had data.
-        CommitBlockSync {
-            id: String,
-            incarnation: i64,
-            block: ExtendedBlock,
-            new_gs: u64,
-            new_len: u64,
-            close_file: bool,
-            delete_block: bool,
-            nodes: Vec<String>,
-        } = 5,
     }
 }
 
@@ -110,18 +97,8 @@ wire_enum! {
         Transfer { namenode_epoch: i64, block: ExtendedBlock, targets: Vec<DatanodeInfo> } = 0,
         /// Delete these replicas.
         Invalidate { namenode_epoch: i64, blocks: Vec<ExtendedBlock> } = 1,
-        /// Be the primary of a block recovery: collect the lengths of the `replicas`, cut them
-        /// to the shortest under generation stamp `new_gs`, then report CommitBlockSync.
-        RecoverBlock {
-            namenode_epoch: i64,
-            block: ExtendedBlock,
-            new_gs: u64,
-            replicas: Vec<DatanodeInfo>,
-        } = 2,
-        /// Finalize these replicas being written (their file was closed at these lengths).
-        Finalize { namenode_epoch: i64, blocks: Vec<ExtendedBlock> } = 3,
         /// Register again, then send a full block report.
-        Reregister { namenode_epoch: i64 } = 4,
+        Reregister { namenode_epoch: i64 } = 2,
     }
 }
 
@@ -131,8 +108,6 @@ impl DatanodeCommand {
         match self {
             DatanodeCommand::Transfer { namenode_epoch, .. }
             | DatanodeCommand::Invalidate { namenode_epoch, .. }
-            | DatanodeCommand::RecoverBlock { namenode_epoch, .. }
-            | DatanodeCommand::Finalize { namenode_epoch, .. }
             | DatanodeCommand::Reregister { namenode_epoch } => *namenode_epoch,
         }
     }

@@ -18,7 +18,8 @@
 //!   [`PacketHeader`]), then read the body and decode it.
 //!
 //! Layout: [`codec`] is the encoding (`Writer`, `Reader`, the [`Message`] trait); [`rpc`] the
-//! control framing, connection preamble and request/response envelopes; [`block`] the types
+//! control framing, connection preamble and request/response envelopes; [`rpc_client`] a
+//! blocking client that retries a broken call under the same call id; [`block`] the types
 //! the protocols share; [`client_nn`] and [`dn_nn`] one request enum and one response enum per
 //! protocol; [`transfer`] the data port. Each module's doc gives its byte layout.
 
@@ -27,6 +28,7 @@ pub mod client_nn;
 pub mod codec;
 pub mod dn_nn;
 pub mod rpc;
+pub mod rpc_client;
 pub mod transfer;
 
 pub use block::{DatanodeInfo, ExtendedBlock, LocatedBlock};

@@ -75,6 +75,14 @@ wire_enum! {
         ReadBlock { block: ExtendedBlock, offset: u64, len: u64, verify: bool } = 1,
         /// Send the whole replica (the source side of a copy).
         CopyBlock { block: ExtendedBlock } = 2,
+        /// Lease recovery, step one, sent by the NameNode to each replica of a block whose
+        /// writer is gone: fence the replica's writer and move a replica being written to
+        /// stamp `recovery_id` at its current length; answer its length. `block.gs` is the
+        /// stamp the NameNode knows (an older replica is stale).
+        InitRecovery { block: ExtendedBlock, recovery_id: u64, namenode_epoch: i64 } = 3,
+        /// Lease recovery, step two: cut the replica to `block.len` and finalize it under
+        /// stamp `block.gs` (the recovery id); answer its length.
+        FinishRecovery { block: ExtendedBlock, namenode_epoch: i64 } = 4,
     }
 }
 
@@ -144,7 +152,8 @@ wire_struct! {
         /// Why, when the status is not success.
         pub message: String,
         /// For a read: the block offset the first packet starts at (chunk-aligned, at or
-        /// before the offset asked for). 0 otherwise.
+        /// before the offset asked for). For `InitRecovery` and `FinishRecovery`: the
+        /// replica's length. 0 otherwise.
         pub first_chunk_offset: u64,
     }
 }

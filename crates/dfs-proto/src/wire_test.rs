@@ -142,8 +142,6 @@ fn commands() -> Vec<DatanodeCommand> {
     vec![
         Transfer { namenode_epoch: 5, block: blk(1), targets: vec![dn(2), dn(3)] },
         Invalidate { namenode_epoch: 5, blocks: vec![blk(2), blk(3)] },
-        RecoverBlock { namenode_epoch: 5, block: blk(4), new_gs: 77, replicas: vec![dn(1)] },
-        Finalize { namenode_epoch: 5, blocks: vec![blk(5)] },
         Reregister { namenode_epoch: 5 },
     ]
 }
@@ -175,16 +173,6 @@ fn datanode_requests() -> Vec<DatanodeRequest> {
             receiving: vec![replica(5, ReplicaState::Rbw)],
         },
         ReportBadBlocks { id: id(), incarnation: 4, blocks: vec![blk(6)] },
-        CommitBlockSync {
-            id: id(),
-            incarnation: 4,
-            block: blk(7),
-            new_gs: 8,
-            new_len: 100,
-            close_file: true,
-            delete_block: false,
-            nodes: vec!["dn1".into(), "dn2".into()],
-        },
     ]
 }
 
@@ -211,6 +199,8 @@ fn ops() -> Vec<Op> {
         .collect();
     v.push(Op::ReadBlock { block: blk(2), offset: 700, len: 1000, verify: true });
     v.push(Op::CopyBlock { block: blk(3) });
+    v.push(Op::InitRecovery { block: blk(4), recovery_id: 9, namenode_epoch: 3 });
+    v.push(Op::FinishRecovery { block: blk(5), namenode_epoch: 3 });
     v
 }
 

@@ -2,7 +2,10 @@
 
 mod bench;
 mod bench_detect;
+mod datanode_cmd;
+mod fs_cmd;
 mod member_cmd;
+mod namenode_cmd;
 mod supervise;
 mod up;
 mod zk;
@@ -34,6 +37,12 @@ enum Cmd {
     Zk(zk::ZkArgs),
     /// Membership views: run a member daemon, watch or list a group.
     Member(member_cmd::MemberArgs),
+    /// File system shell: ls, put, get, cat, rm, mv, du, fsck, ... as Hadoop's `hadoop fs`.
+    Fs(fs_cmd::FsArgs),
+    /// Run a DataNode: stores block replicas and reports them to the NameNode.
+    Datanode(datanode_cmd::DatanodeArgs),
+    /// Run a NameNode: the file system's namespace, block map and replication monitor.
+    Namenode(namenode_cmd::NamenodeArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -192,6 +201,7 @@ fn main() -> anyhow::Result<()> {
     let reporter = member::report::Reporter::from_env();
     match cli.cmd {
         Cmd::Zk(a) => zk::run(a),
+        Cmd::Fs(a) => fs_cmd::run(a),
         cmd => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -200,9 +210,11 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Up(a) => up::run(a).await,
                     Cmd::Supervise(a) => supervise::run_cli(a).await,
                     Cmd::Member(a) => member_cmd::run(a, reporter).await,
+                    Cmd::Datanode(a) => datanode_cmd::run(a, reporter).await,
+                    Cmd::Namenode(a) => namenode_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
-                    Cmd::Zk(_) => unreachable!(),
+                    Cmd::Zk(_) | Cmd::Fs(_) => unreachable!(),
                 }
             })
         }

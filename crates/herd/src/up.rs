@@ -1,7 +1,7 @@
 //! `herd up`: a whole cluster on one machine as supervised child processes on loopback.
 //!
-//! For now the cluster is keepers: one standalone keeper, or an ensemble of 3 or 5
-//! (`--keepers`). Every child has a supervisor of its own (`crate::supervise`) that restarts it
+//! The cluster is keepers (one standalone keeper, or an ensemble of 3 or 5: `--keepers`),
+//! and a file system: one NameNode and `--datanodes` DataNodes (default 3; 0 for none). Every child has a supervisor of its own (`crate::supervise`) that restarts it
 //! with back-off when it dies (a restarted ensemble member rejoins with its own data dir), so
 //! one child's restart never delays noticing another's death. A child that dies too often
 //! within the window is given up on: it is marked failed, with its error, and the others keep
@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 /// Default ports before `--port-base` is added. Keeper I (1-based) uses these plus I - 1.
 pub const KEEPER_CLIENT_PORT: u16 = 2181;
 pub const KEEPER_PEER_PORT: u16 = 2888;
+/// The NameNode's RPC port (HDFS's), plus the base.
+pub const NAMENODE_RPC_PORT: u16 = 8020;
 /// Ensemble sizes `--keepers` accepts: odd, so a majority survives the loss of a minority.
 const KEEPERS_ALLOWED: [u8; 3] = [1, 3, 5];
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,6 +45,10 @@ pub struct UpArgs {
     /// Keepers to run: 1 (standalone) or an ensemble of 3 or 5.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_keepers)]
     keepers: u8,
+    /// DataNodes to run, with one NameNode (on 8020 + B); 0 runs no file system. DataNodes
+    /// take free data ports, listed in cluster.json.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    datanodes: u16,
     #[command(flatten)]
     restart: RestartArgs,
 }
@@ -86,6 +92,8 @@ struct Role {
     role: &'static str,
     id: String,
     spec: ChildSpec,
+    /// A keeper's client address (the other roles' connect string).
+    client_addr: Option<String>,
 }
 
 /// One keeper per id 1..=N. A standalone keeper gets exactly the flags it always had; ensemble
@@ -137,7 +145,68 @@ fn keeper_specs(dir: &Path, keepers: u8, port_base: u16, restart: &RestartArgs) 
             stop_timeout: supervise::STOP_TIMEOUT,
             policy: restart.policy(),
         };
-        roles.push(Role { role: "keeper", id: id.to_string(), spec });
+        roles.push(Role { role: "keeper", id: id.to_string(), spec, client_addr: Some(client_addr) });
+    }
+    Ok(roles)
+}
+
+/// The file system: a NameNode on its fixed port and `datanodes` DataNodes on free ports, all
+/// members of the keepers' views.
+fn dfs_specs(
+    dir: &Path,
+    datanodes: u16,
+    port_base: u16,
+    keepers: &str,
+    restart: &RestartArgs,
+) -> anyhow::Result<Vec<Role>> {
+    let program = std::env::current_exe().context("locating the herd binary")?;
+    let rpc_port = NAMENODE_RPC_PORT
+        .checked_add(port_base)
+        .with_context(|| format!("--port-base {port_base} pushes the namenode's port past 65535"))?;
+    let rpc = format!("127.0.0.1:{rpc_port}");
+    let spec = |name: String, args: Vec<String>, log: &str, ready: &str| ChildSpec {
+        name,
+        program: program.clone(),
+        args: args.into_iter().map(Into::into).collect(),
+        log: Some(dir.join(log)),
+        ready_prefix: Some(ready.to_owned()),
+        known_addrs: BTreeMap::new(),
+        ready_timeout: READY_TIMEOUT,
+        stop_timeout: supervise::STOP_TIMEOUT,
+        policy: restart.policy(),
+    };
+    let d = |sub: &str| dir.join(sub).display().to_string();
+    let nn_args = vec![
+        "namenode".to_owned(),
+        "--data-dir".to_owned(),
+        d("namenode"),
+        "--listen".to_owned(),
+        rpc.clone(),
+        "--keepers".to_owned(),
+        keepers.to_owned(),
+    ];
+    let mut roles = vec![Role {
+        role: "namenode",
+        id: "1".to_owned(),
+        spec: spec("namenode 1".into(), nn_args, "namenode-1.log", "herd namenode ready "),
+        client_addr: None,
+    }];
+    for id in 1..=datanodes {
+        let args = vec![
+            "datanode".to_owned(),
+            "--id".to_owned(),
+            id.to_string(),
+            "--data-dir".to_owned(),
+            d(&format!("datanode-{id}")),
+            "--namenode".to_owned(),
+            rpc.clone(),
+            "--keepers".to_owned(),
+            keepers.to_owned(),
+            "--listen-data".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        let s = spec(format!("datanode {id}"), args, &format!("datanode-{id}.log"), "herd datanode ready ");
+        roles.push(Role { role: "datanode", id: id.to_string(), spec: s, client_addr: None });
     }
     Ok(roles)
 }
@@ -158,7 +227,11 @@ fn show_addrs(addrs: &BTreeMap<String, String>) -> String {
 
 pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let roles = keeper_specs(&a.dir, a.keepers, a.port_base, &a.restart)?;
+    let mut roles = keeper_specs(&a.dir, a.keepers, a.port_base, &a.restart)?;
+    if a.datanodes > 0 {
+        let keepers: Vec<String> = roles.iter().filter_map(|r| r.client_addr.clone()).collect();
+        roles.extend(dfs_specs(&a.dir, a.datanodes, a.port_base, &keepers.join(","), &a.restart)?);
+    }
 
     // Every child is spawned before any is waited for, so a member that waits for its peers
     // before it reports ready cannot hold up the others' start. A first start that fails stops

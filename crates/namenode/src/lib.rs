@@ -16,12 +16,14 @@
 //! actor, with snapshots of the serialized namespace (`journal::codec`: the log record format).
 //! [`blockmap`] is the block map and replication monitor: replica locations rebuilt from block
 //! reports, a pure state machine whose `tick` emits transfers and deletions, with placement.
-//! The block map (replica locations), DataNode protocol and the RPC servers will be siblings of
-//! `namespace`, and depend on it, never the other way round.
+//! [`server`] is the daemon: the control RPC server for clients and DataNodes over the journal
+//! and the block map, the DataNode view, the replication and lease monitors, and block
+//! recovery over the DataNodes' data ports. It depends on the rest, never the other way round.
 
 pub mod blockmap;
 pub mod journal;
 pub mod namespace;
+pub mod server;
 #[cfg(test)]
 mod test_rng;
 mod varint;

@@ -378,6 +378,9 @@ pub struct Outcome {
     pub recovery: Option<RecoveryOrder>,
     /// The reply came from the retry cache; nothing changed.
     pub retried: bool,
+    /// The entry's log index. It exceeds every block id and generation stamp allocated
+    /// before it, so a caller may hand it out as a new generation stamp.
+    pub index: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -575,6 +578,12 @@ impl Namespace {
 
     pub fn inode(&self, id: u64) -> Option<&Inode> {
         self.inodes.get(&id)
+    }
+
+    /// Every file, in no particular order (the NameNode loads their blocks into its block map
+    /// at start).
+    pub fn files(&self) -> impl Iterator<Item = (u64, &FileInfo)> {
+        self.inodes.values().filter_map(|i| i.file().map(|f| (i.id, f)))
     }
 
     /// The inode at `path`, without permission checks (for the NameNode's own use).
@@ -829,7 +838,13 @@ impl Namespace {
         let key = (e.client_id != NO_CLIENT && e.op.at_most_once())
             .then_some(RetryKey { client_id: e.client_id, call_id: e.call_id });
         if let Some(c) = key.and_then(|k| self.retry.get(&k)) {
-            return Outcome { result: Ok(c.reply.clone()), removed_blocks: Vec::new(), recovery: None, retried: true };
+            return Outcome {
+                result: Ok(c.reply.clone()),
+                removed_blocks: Vec::new(),
+                recovery: None,
+                retried: true,
+                index,
+            };
         }
         let mut cx = Cx {
             index,
@@ -843,7 +858,7 @@ impl Namespace {
         if let (Some(k), Ok(reply)) = (key, &result) {
             self.remember(k, e.time_ms, reply.clone());
         }
-        Outcome { result, removed_blocks: cx.removed, recovery: cx.recovery, retried: false }
+        Outcome { result, removed_blocks: cx.removed, recovery: cx.recovery, retried: false, index }
     }
 
     fn dispatch(&mut self, cx: &mut Cx, op: &Op) -> Res<Reply> {

@@ -217,6 +217,8 @@ impl ReplicaWriter {
             e.length = length;
             e.writer = None;
         }
+        // Change feed: a finalized replica is reported as received.
+        self.inner.changes.record(id, gs);
         self.done = true;
         Ok(ReplicaInfo { id, gs, length, state: to })
     }

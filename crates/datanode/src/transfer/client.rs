@@ -192,17 +192,30 @@ pub fn transfer_block(
     namenode_epoch: i64,
     timeout: Duration,
 ) -> Result<u64, ClientError> {
+    transfer_block_pipeline(store, block, std::slice::from_ref(target), namenode_epoch, timeout)
+}
+
+/// [`transfer_block`] through a pipeline of targets: sent to the first, which forwards it to
+/// the rest in order (a NameNode's `Transfer` command names several targets at once).
+pub fn transfer_block_pipeline(
+    store: &Store,
+    block: ExtendedBlock,
+    targets: &[DatanodeInfo],
+    namenode_epoch: i64,
+    timeout: Duration,
+) -> Result<u64, ClientError> {
+    let first = targets.first().ok_or_else(|| ClientError::BadReply("no targets".into()))?;
     let reader = store.open_reader(block.id, block.gs)?;
     let length = reader.length()?;
     let op = Op::WriteBlock {
         block: ExtendedBlock { len: length, ..block },
         new_gs: block.gs,
-        targets: Vec::new(),
+        targets: targets[1..].to_vec(),
         client_name: String::new(),
         stage: WriteStage::Transfer,
         namenode_epoch,
     };
-    let mut w = WriteStream::open(resolve(&target.data_addr)?, &op, timeout)?;
+    let mut w = WriteStream::open(resolve(&first.data_addr)?, &op, timeout)?;
     let mut seqno = 0;
     let mut at = 0;
     for piece in reader.chunks(0, length) {

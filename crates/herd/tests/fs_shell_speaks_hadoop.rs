@@ -1,0 +1,83 @@
+//! Guarantee: `herd fs` against a real cluster (`herd up --datanodes 3`) does what Hadoop's
+//! shell does, prints what it prints, and fails as it fails: put/get/cat round-trip bytes,
+//! ls/stat/du report them, mv/chmod/rm change the namespace, globs expand, fsck is HEALTHY,
+//! and a missing path is `No such file or directory` with exit 1.
+
+mod common;
+#[path = "common/fs.rs"]
+mod fs_cluster;
+
+use fs_cluster::FsCluster;
+
+fn data(n: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn the_shell_round_trips_files_and_reports_like_hadoop() {
+    let c = FsCluster::start(3);
+    let local = c.path().join("local.bin");
+    let bytes = data(5 << 20);
+    std::fs::write(&local, &bytes).unwrap();
+
+    c.fs_ok(&["mkdir", "-p", "/d/sub"]);
+    c.fs_ok(&["put", "-b", "1m", local.to_str().unwrap(), "/d/a.bin"]);
+    c.fs_ok(&["put", "-r", "2", local.to_str().unwrap(), "/d/b.bin"]);
+    // put into an existing directory keeps the local name.
+    c.fs_ok(&["put", local.to_str().unwrap(), "/d/sub"]);
+
+    let ls = c.fs_ok(&["ls", "/d"]);
+    let lines: Vec<&str> = ls.lines().collect();
+    assert_eq!(lines[0], "Found 3 items", "{ls}");
+    assert!(lines[1].starts_with("-rw-r--r--   3 herd "), "{ls}");
+    assert!(lines[1].ends_with(" /d/a.bin") && lines[1].contains(" 5242880 "), "{ls}");
+    assert!(lines[2].starts_with("-rw-r--r--   2 herd "), "{ls}");
+    assert!(lines[3].starts_with("drwxr-xr-x   - herd ") && lines[3].ends_with(" /d/sub"), "{ls}");
+    let stat = c.fs_ok(&["stat", "%b %F %n %o %r %u", "/d/a.bin", "/d/sub"]);
+    assert_eq!(stat, "5242880 regular file a.bin 1048576 3 herd\n0 directory sub 0 0 herd\n");
+
+    // cat and get give back the bytes; a glob picks files.
+    let out = c.fs(&["cat", "/d/a.*"]);
+    assert!(out.status.success());
+    assert!(out.stdout == bytes, "cat returns the bytes put");
+    let back = c.path().join("back.bin");
+    c.fs_ok(&["get", "/d/sub/local.bin", back.to_str().unwrap()]);
+    assert!(std::fs::read(&back).unwrap() == bytes, "get returns the bytes put");
+    let both = c.fs_ok(&["ls", "-d", "/d/{a,b}.bin"]);
+    assert_eq!(both.lines().count(), 2, "{both}");
+
+    let du = c.fs_ok(&["du", "-s", "/d"]);
+    assert_eq!(du.split_whitespace().collect::<Vec<_>>(), ["15728640", "41943040", "/d"], "{du}");
+
+    c.fs_ok(&["mv", "/d/b.bin", "/d/sub"]);
+    c.fs_ok(&["chmod", "go-r", "/d/sub/b.bin"]);
+    let st = c.fs_ok(&["stat", "%A", "/d/sub/b.bin"]);
+    assert_eq!(st, "rw-------\n");
+
+    let fsck = c.fs_ok(&["fsck", "/"]);
+    assert_eq!(fsck.lines().last(), Some("The filesystem under path '/' is HEALTHY"), "{fsck}");
+
+    // Errors as Hadoop words them, exit 1.
+    let out = c.fs(&["ls", "/nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), "ls: `/nope': No such file or directory");
+    let out = c.fs(&["mkdir", "/d"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), "mkdir: `/d': File exists");
+    let out = c.fs(&["rm", "/d"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), "rm: `/d': Is a directory");
+    let out = c.fs(&["put", local.to_str().unwrap(), "/d/a.bin"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), "put: `/d/a.bin': File exists");
+
+    let rm = c.fs_ok(&["rm", "-r", "/d"]);
+    assert_eq!(rm, "Deleted /d\n");
+    assert_eq!(c.fs(&["ls", "/d"]).status.code(), Some(1));
+}

@@ -1,0 +1,416 @@
+//! The NameNode daemon: the control RPC server over the [`Journal`] (namespace) and the
+//! [`BlockMap`] (replicas), with the background loops that keep them honest.
+//!
+//! ```text
+//! clients ──ClientRequest──┐                      ┌── journal (namespace, durable)
+//!                          ├─ one task per conn ──┤
+//! DataNodes ─DatanodeReq───┘                      └── State (block map, registrations,
+//!                                                      command queues)  [std Mutex]
+//! loops: view watcher (datanode group) · replication monitor tick · lease monitor ·
+//!        block recoveries · own membership (namenode/<id>: the epoch on every command)
+//! ```
+//!
+//! **Block map mirroring.** Every write that changes a file's blocks is followed by a read on
+//! the journal's actor that copies that file's blocks (stamp, length, replication, open or
+//! not) into the block map, under the state lock; reads run after the applies before them, so
+//! the block map never goes back to an older view of a file. Blocks an entry removed go
+//! through [`BlockMap::remove_block`]. At start every file's blocks are loaded before the RPC
+//! port opens, so that block reports never delete replicas of blocks not yet loaded.
+//!
+//! **DataNodes.** Liveness comes from the membership view of group `datanode`; a DataNode is
+//! admitted by `Register` only with the incarnation the view lists (waiting a moment for the
+//! view when the DataNode is quicker than the watch), and every later request must carry it:
+//! any other is answered `UnregisteredNodeException`, and the DataNode registers again. A
+//! DataNode that leaves the view is dropped from the block map at once, which makes its
+//! blocks under-replicated, and the next monitor tick schedules copies.
+//!
+//! **Epoch.** The NameNode's own incarnation (its member znode's czxid) is the epoch on every
+//! command. Until it is a member, and while expelled, it sends no commands.
+//!
+//! Layout: `server/client.rs` answers clients, `server/datanode.rs` DataNodes,
+//! `server/monitor.rs` runs the loops, `server/recovery.rs` recovers abandoned blocks,
+//! `server/convert.rs` maps between the namespace's types and the wire's.
+
+mod client;
+mod convert;
+mod datanode;
+mod monitor;
+mod recovery;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use dfs_proto::dn_nn::DatanodeCommand;
+use dfs_proto::rpc::{self, Protocol, RemoteError, Request, Response, MAX_FRAME_LEN};
+use dfs_proto::{ClientRequest, DatanodeInfo, DatanodeRequest, Message};
+use member::client::ClientConfig;
+use member::membership::{Membership, MembershipConfig, Status};
+use member::report::Reporter;
+use member::view::View;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::blockmap::{self, BlockMap};
+use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::namespace::{Entry, Namespace, Op, Outcome, NO_CLIENT, SUPERUSER};
+
+/// The Java class of the answer to a DataNode the view does not list (HDFS's own).
+pub const UNREGISTERED: &str = "org.apache.hadoop.hdfs.protocol.UnregisteredNodeException";
+/// The Java class of a request that could not be decoded.
+pub const RPC_SERVER_EXCEPTION: &str = "org.apache.hadoop.ipc.RpcServerException";
+/// Commands queued for one DataNode, at most; older ones are dropped (the monitor reschedules
+/// a copy whose command was lost once its pending time-out passes).
+const COMMAND_QUEUE_MAX: usize = 4096;
+
+/// How the NameNode runs. Defaults are HDFS's where herd has no reason to differ.
+#[derive(Debug, Clone)]
+pub struct NamenodeConfig {
+    /// Its member id (`namenode/<id>`).
+    pub id: String,
+    /// The journal's directory (log and checkpoints).
+    pub data_dir: PathBuf,
+    /// The control RPC port (HDFS: 8020).
+    pub rpc_listen: SocketAddr,
+    /// Its own membership (group `namenode`); its incarnation is the command epoch.
+    pub membership: MembershipConfig,
+    /// The session that watches the `datanode` group.
+    pub watch_client: ClientConfig,
+    /// DataNode id, or the host of its data address, to rack (`/rack1`); DataNodes it does
+    /// not list keep the rack they report.
+    pub topology: BTreeMap<String, String>,
+    /// Block size of files created without one (HDFS `dfs.blocksize`, 128 MiB).
+    pub block_size: u64,
+    /// Replication of files created without one (HDFS `dfs.replication`, 3).
+    pub replication: u16,
+    /// A writer silent this long loses its file to another writer (HDFS: 60 s).
+    pub lease_soft: Duration,
+    /// A writer silent this long has its files recovered by the NameNode (HDFS: 20 min in
+    /// Hadoop 3; herd 5 min).
+    pub lease_hard: Duration,
+    /// How often the replication monitor runs (HDFS: 3 s; herd reacts within a tick of the
+    /// view change).
+    pub monitor_interval: Duration,
+    pub blockmap: blockmap::Config,
+    pub journal: JournalOptions,
+    /// Client and DataNode connections served at once.
+    pub max_connections: usize,
+}
+
+impl NamenodeConfig {
+    pub const BLOCK_SIZE_DEFAULT: u64 = 128 << 20;
+    pub const REPLICATION_DEFAULT: u16 = 3;
+    pub const LEASE_SOFT_DEFAULT: Duration = Duration::from_secs(60);
+    pub const LEASE_HARD_DEFAULT: Duration = Duration::from_secs(300);
+    pub const MONITOR_INTERVAL_DEFAULT: Duration = Duration::from_millis(250);
+}
+
+/// A DataNode admitted by `Register`.
+#[derive(Debug, Clone)]
+pub(crate) struct Registered {
+    pub info: DatanodeInfo,
+    pub incarnation: i64,
+}
+
+/// What the NameNode knows beyond the namespace. One std Mutex: every critical section is a
+/// few map operations and never awaits.
+pub(crate) struct State {
+    pub blocks: BlockMap,
+    pub datanodes: BTreeMap<String, Registered>,
+    pub commands: BTreeMap<String, VecDeque<DatanodeCommand>>,
+}
+
+impl State {
+    pub fn queue(&mut self, datanode: &str, cmd: DatanodeCommand) {
+        let q = self.commands.entry(datanode.to_string()).or_default();
+        if q.len() >= COMMAND_QUEUE_MAX {
+            q.pop_front();
+        }
+        q.push_back(cmd);
+    }
+
+    pub fn info(&self, id: &str) -> Option<DatanodeInfo> {
+        self.datanodes.get(id).map(|r| r.info.clone())
+    }
+}
+
+pub(crate) struct Shared {
+    pub config: NamenodeConfig,
+    pub journal: Journal,
+    state: Mutex<State>,
+    /// The command epoch: the NameNode's incarnation while it is a member, else 0.
+    pub epoch: AtomicI64,
+    /// The latest view of the `datanode` group.
+    pub view: watch::Receiver<Option<View>>,
+    /// Files whose abandoned last block is being recovered (inode ids).
+    pub recovering: Mutex<BTreeSet<u64>>,
+    pub stop: CancellationToken,
+}
+
+impl Shared {
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn epoch(&self) -> i64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Proposes `op` as the NameNode itself (the superuser; no retry cache).
+    pub async fn propose_own(&self, op: Op) -> Result<Outcome, JournalError> {
+        let e = Entry {
+            time_ms: now_ms(),
+            user: SUPERUSER.into(),
+            groups: Vec::new(),
+            client_id: NO_CLIENT,
+            call_id: 0,
+            op,
+        };
+        self.journal.propose(e).await
+    }
+
+    /// Copies file `file_id`'s blocks into the block map and drops `removed` (see the module
+    /// documentation: it runs on the journal's actor, after every apply before it).
+    pub async fn mirror(self: &Arc<Self>, file_id: Option<u64>, removed: Vec<u64>) -> Result<(), JournalError> {
+        let s = self.clone();
+        self.journal
+            .read(move |ns| {
+                let mut st = s.state();
+                for b in removed {
+                    st.blocks.remove_block(b);
+                }
+                if let Some(id) = file_id {
+                    mirror_file(ns, &mut st.blocks, id);
+                }
+            })
+            .await
+    }
+}
+
+/// The block map's view of one file (nothing if it is gone).
+pub(crate) fn mirror_file(ns: &Namespace, blocks: &mut BlockMap, file_id: u64) {
+    let Some(f) = ns.inode(file_id).and_then(|i| i.file()) else { return };
+    let open = f.uc.as_ref().is_some_and(|u| u.open_block);
+    let n = f.blocks.len();
+    for (i, b) in f.blocks.iter().enumerate() {
+        blocks.set_block(*b, f.replication, open && i + 1 == n);
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Why the NameNode did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("binding the RPC port {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("membership: {0}")]
+    Member(#[from] member::view::MemberError),
+}
+
+/// A running NameNode. [`Namenode::shutdown`] stops it.
+pub struct Namenode {
+    rpc_addr: SocketAddr,
+    shared: Arc<Shared>,
+    membership: Option<Membership>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Namenode {
+    /// Recovers the namespace, loads its blocks into the block map, opens the RPC port and
+    /// starts the loops. `reporter` hands the membership session to a supervisor.
+    pub async fn start(config: NamenodeConfig, reporter: Option<Reporter>) -> Result<Namenode, StartError> {
+        let journal = Journal::open_with(&config.data_dir, 1, config.journal.clone()).await?;
+        let mut blocks = BlockMap::new(config.blockmap.clone());
+        let loaded = journal
+            .read(move |ns| {
+                for (id, _) in ns.files() {
+                    mirror_file(ns, &mut blocks, id);
+                }
+                blocks
+            })
+            .await?;
+        let listener = TcpListener::bind(config.rpc_listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.rpc_listen, source })?;
+        let rpc_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.rpc_listen, source })?;
+        let membership = Membership::start(config.membership.clone(), reporter)?;
+        let (view_tx, view_rx) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            journal,
+            state: Mutex::new(State { blocks: loaded, datanodes: BTreeMap::new(), commands: BTreeMap::new() }),
+            epoch: AtomicI64::new(0),
+            view: view_rx,
+            recovering: Mutex::new(BTreeSet::new()),
+            stop: CancellationToken::new(),
+            config,
+        });
+        let mut tasks = vec![
+            tokio::spawn(accept_loop(listener, shared.clone())),
+            tokio::spawn(monitor::watch_epoch(shared.clone(), membership.status())),
+            tokio::spawn(monitor::watch_datanodes(shared.clone(), view_tx)),
+        ];
+        tasks.push(tokio::spawn(monitor::replication(shared.clone())));
+        tasks.push(tokio::spawn(monitor::leases(shared.clone())));
+        tracing::info!(rpc = %rpc_addr, "namenode started");
+        Ok(Namenode { rpc_addr, shared, membership: Some(membership), tasks })
+    }
+
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    /// The membership status (the epoch is its incarnation while `Member`).
+    pub fn status(&self) -> Option<watch::Receiver<Status>> {
+        self.membership.as_ref().map(|m| m.status())
+    }
+
+    /// Stops the loops and the RPC port, leaves the membership, and shuts the journal down.
+    pub async fn shutdown(mut self) {
+        self.shared.stop.cancel();
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(m) = self.membership.take() {
+            m.leave().await;
+        }
+        // Connection tasks hold the shared state (and the journal) until they see the stop.
+        let mut shared = self.shared;
+        for _ in 0..200 {
+            match Arc::try_unwrap(shared) {
+                Ok(s) => {
+                    s.journal.shutdown().await;
+                    return;
+                }
+                Err(again) => shared = again,
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::warn!("namenode: connections still hold the journal after 2 s; leaving it to the runtime");
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "refused: {} connections already", shared.config.max_connections);
+            continue;
+        };
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let stop = s.stop.clone();
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                r = serve(stream, peer, s) => {
+                    if let Err(why) = r {
+                        tracing::debug!(%peer, "connection ended: {why}");
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One connection: the preamble, then requests answered in order.
+async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut pre = [0u8; 6];
+    stream.read_exact(&mut pre).await.map_err(|e| format!("preamble: {e}"))?;
+    let protocol = match Protocol::from_preamble(pre) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(%peer, "refused: bad preamble: {e}");
+            return Err(format!("bad preamble: {e}"));
+        }
+    };
+    loop {
+        let mut prefix = [0u8; 4];
+        match stream.read_exact(&mut prefix).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let len = match rpc::frame_len(prefix, MAX_FRAME_LEN) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(%peer, "refused: {e}");
+                return Err(e.to_string());
+            }
+        };
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        let answer = match protocol {
+            Protocol::ClientNamenode => match Request::<ClientRequest>::from_bytes(&body) {
+                Ok(req) => {
+                    let call_id = req.header.call_id;
+                    let result = client::handle(&shared, req, peer).await;
+                    encode(&Response { call_id, result })
+                }
+                Err(e) => malformed(&body, &e, peer),
+            },
+            Protocol::DatanodeNamenode => match Request::<DatanodeRequest>::from_bytes(&body) {
+                Ok(req) => {
+                    let call_id = req.header.call_id;
+                    let result = datanode::handle(&shared, req.body).await;
+                    encode(&Response { call_id, result })
+                }
+                Err(e) => malformed(&body, &e, peer),
+            },
+        };
+        let (frame, close) = answer;
+        stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+        if close {
+            let _ = stream.shutdown().await;
+            return Err("malformed request".into());
+        }
+    }
+}
+
+/// A response frame, and whether the connection closes after it.
+fn encode<B: Message>(r: &Response<B>) -> (Vec<u8>, bool) {
+    match rpc::encode_frame(r, MAX_FRAME_LEN) {
+        Ok(f) => (f, false),
+        Err(e) => {
+            let err: Response<B> = Response {
+                call_id: r.call_id,
+                result: Err(RemoteError::new("java.io.IOException", format!("response too large: {e}"))),
+            };
+            (rpc::encode_frame(&err, MAX_FRAME_LEN).unwrap_or_default(), false)
+        }
+    }
+}
+
+/// The answer to a request that does not decode: an RpcServerException for its call id (if
+/// its first 8 bytes are one), then the connection closes (the stream may be out of step).
+fn malformed(body: &[u8], e: &dfs_proto::DecodeError, peer: SocketAddr) -> (Vec<u8>, bool) {
+    tracing::warn!(%peer, "refused a malformed request: {e}");
+    let call_id = body.first_chunk::<8>().map(|b| u64::from_be_bytes(*b)).unwrap_or(0);
+    let r: Response<dfs_proto::ClientResponse> =
+        Response { call_id, result: Err(RemoteError::new(RPC_SERVER_EXCEPTION, format!("malformed request: {e}"))) };
+    (rpc::encode_frame(&r, MAX_FRAME_LEN).unwrap_or_default(), true)
+}

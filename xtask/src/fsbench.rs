@@ -1,0 +1,557 @@
+//! `cargo xtask bench fs`: `herd fs put` and `get` of one large file (default 1 GiB) with
+//! replication 1 and 3 on a `herd up` cluster (one keeper, one NameNode, 3 DataNodes on
+//! loopback), side by side in the same run with this machine's own limit: the same bytes
+//! written to 1 and to 3 local files (3 at once, as a 3-replica pipeline writes 3 copies on
+//! this one disk), each fsynced once at its end, and a local copy read back.
+//!
+//! Everything lives in one temporary directory on one file system: the source file, the local
+//! copies, the cluster's data dirs and the files `get` writes. The page cache is dropped for
+//! neither side: every read is warm. Each measurement is one `Instant` around a whole command
+//! or a whole copy loop; with `--rounds R` the median per measurement is reported. The
+//! cluster is stopped (SIGINT, then SIGKILL after 20 s) by its pid when the bench ends, also
+//! on error.
+
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1 << 20;
+/// Every local read and write moves 1 MiB at a time.
+const BUF: usize = MIB;
+/// How long `herd up` may take to print `cluster described in`.
+const UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a stopped `herd up` gets after SIGINT before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+/// A `herd fs` command is killed as hung after this plus 1 s per MiB (1 MiB/s is far below
+/// any rate worth measuring).
+const CMD_SLACK: Duration = Duration::from_secs(60);
+/// The ratio aims (from the issue): put r=3 against the local 3-copy write, get against the
+/// local read.
+const AIM_PUT3: f64 = 0.70;
+const AIM_GET: f64 = 0.80;
+
+/// The measurements, in the order each round runs them: (key in the JSON line, label).
+const MEASURES: [(&str, &str); 7] = [
+    ("local_write_1", "local write, 1 copy"),
+    ("local_write_3", "local write, 3 copies at once"),
+    ("put_r1", "herd fs put -r 1"),
+    ("put_r3", "herd fs put -r 3"),
+    ("local_read", "local read"),
+    ("get_r3", "herd fs get (r=3 file)"),
+    ("get_r1", "herd fs get (r=1 file)"),
+];
+
+struct Opts {
+    size_mib: u64,
+    rounds: usize,
+    keep: bool,
+    herd_bin: Option<PathBuf>,
+}
+
+pub fn bench_fs(args: &[String]) -> Result<()> {
+    let mut o = Opts { size_mib: 1024, rounds: 1, keep: false, herd_bin: None };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--size-mib" => o.size_mib = value()?.parse().context("--size-mib")?,
+            "--rounds" => o.rounds = value()?.parse().context("--rounds")?,
+            "--keep" => o.keep = true,
+            "--herd-bin" => o.herd_bin = Some(PathBuf::from(value()?)),
+            _ => bail!("unknown argument {a:?} (bench fs [--size-mib N] [--rounds R] [--keep] [--herd-bin PATH])"),
+        }
+    }
+    if o.size_mib == 0 || o.rounds == 0 {
+        bail!("--size-mib and --rounds must be at least 1");
+    }
+    let herd = crate::herd_binary(o.herd_bin.take())?;
+    let dir = std::env::temp_dir().join(format!("herd-fsbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let r = run_bench(&o, &herd, &dir);
+    if o.keep {
+        eprintln!("xtask: --keep: everything kept in {}", dir.display());
+    } else {
+        if r.is_err() {
+            keep_logs(&dir);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    r
+}
+
+/// On failure, copies the cluster's logs (small) out of the scratch dir before it is removed
+/// with its large files.
+fn keep_logs(dir: &Path) {
+    let logs = dir.with_file_name(format!("{}-logs", dir.file_name().unwrap_or_default().to_string_lossy()));
+    let mut kept = 0;
+    for d in [dir.to_owned(), dir.join("cluster")] {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") || p.file_name().is_some_and(|n| n == "cluster.json") {
+                if kept == 0 && std::fs::create_dir_all(&logs).is_err() {
+                    return;
+                }
+                if std::fs::copy(&p, logs.join(e.file_name())).is_ok() {
+                    kept += 1;
+                }
+            }
+        }
+    }
+    if kept > 0 {
+        eprintln!("xtask: logs kept in {} (--keep keeps the whole scratch dir)", logs.display());
+    }
+}
+
+fn run_bench(o: &Opts, herd: &Path, dir: &Path) -> Result<()> {
+    let size = o.size_mib * MIB as u64;
+    // Peak use, right after put r=3: the source, the local copy kept for the read, the r=1
+    // file once and the r=3 file three times in the DataNodes. (The local copy is gone before
+    // `get` writes its copy, and the r=3 file before the r=1 file is fetched.)
+    let need_mib = 6 * o.size_mib + 256;
+    match free_mib(dir) {
+        Some(free) if free < need_mib => bail!(
+            "{} has {free} MiB free; a {} MiB bench needs about {need_mib} MiB (6 x the size: source, local copy, \
+             r=1 and 3 x r=3 replicas). Use a smaller --size-mib or point TMPDIR at a larger disk",
+            dir.display(),
+            o.size_mib
+        ),
+        Some(_) => {}
+        None => eprintln!("xtask: could not read the free space of {} (df -k); going on", dir.display()),
+    }
+
+    let src = dir.join("source");
+    let t0 = Instant::now();
+    write_source(&src, size)?;
+    eprintln!("xtask: {} MiB source written in {:.1} s", o.size_mib, t0.elapsed().as_secs_f64());
+
+    let cluster = Cluster::start(herd, dir)?;
+    eprintln!("xtask: cluster up, namenode rpc {}", cluster.namenode);
+
+    // seconds[measure][round]
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); MEASURES.len()];
+    for round in 0..o.rounds {
+        let times = run_round(&cluster, herd, dir, &src, size, round)?;
+        let line: Vec<String> = MEASURES.iter().zip(&times).map(|((k, _), s)| format!("{k} {s:.3} s")).collect();
+        eprintln!("xtask: round {}/{}: {}", round + 1, o.rounds, line.join(", "));
+        for (all, t) in seconds.iter_mut().zip(times) {
+            all.push(t);
+        }
+    }
+    let notes = cluster.notes();
+    drop(cluster);
+
+    let mib = o.size_mib as f64;
+    let median: Vec<f64> = seconds.iter().map(|s| median(s)).collect();
+    let rate = |key: &str| {
+        let i = MEASURES.iter().position(|(k, _)| *k == key).expect("a measure's key");
+        mib / median[i]
+    };
+    let what = if o.rounds == 1 { "one round".to_owned() } else { format!("median of {} rounds", o.rounds) };
+    println!("\n### herd fs put/get of a {} MiB file against the same bytes on the local disk ({what})\n", o.size_mib);
+    println!("MiB/s are the file's MiB per second (a 3-copy write or r=3 put puts 3x that on the disk);");
+    println!("the page cache is not dropped: local and herd reads are both warm.\n");
+    for ((_, label), s) in MEASURES.iter().zip(&median) {
+        println!("{label:<32} {:>9.1} MiB/s {s:>9.3} s", mib / s);
+    }
+    let ratios = [
+        ("put_r1_over_local_write_1", "put r=1 / local 1-copy", rate("put_r1") / rate("local_write_1"), None),
+        ("put_r3_over_local_write_3", "put r=3 / local 3-copy", rate("put_r3") / rate("local_write_3"), Some(AIM_PUT3)),
+        ("get_r3_over_local_read", "get r=3 / local read", rate("get_r3") / rate("local_read"), Some(AIM_GET)),
+        ("get_r1_over_local_read", "get r=1 / local read", rate("get_r1") / rate("local_read"), None),
+    ];
+    println!();
+    for (_, label, r, aim) in &ratios {
+        let aim = match aim {
+            Some(a) if r >= a => format!("  (aim >= {a:.2}: met)"),
+            Some(a) => format!("  (aim >= {a:.2}: NOT met)"),
+            None => String::new(),
+        };
+        println!("{label:<32} {r:>9.2}{aim}");
+    }
+    for n in &notes {
+        println!("note: {n}");
+    }
+    let mut json =
+        format!("{{\"bench\":\"fs\",\"size_mib\":{},\"rounds\":{},\"page_cache\":\"warm\"", o.size_mib, o.rounds);
+    for ((key, _), s) in MEASURES.iter().zip(&median) {
+        json.push_str(&format!(",\"{key}_mib_per_s\":{:.1},\"{key}_s\":{s:.4}", mib / s));
+    }
+    for (key, _, r, _) in &ratios {
+        json.push_str(&format!(",\"{key}\":{r:.3}"));
+    }
+    json.push('}');
+    println!("\n{json}");
+    Ok(())
+}
+
+/// One round, in order: the local 1- and 3-copy writes, put r=1 and r=3, the local read, get
+/// of the r=3 and r=1 files. Leaves nothing behind, locally or in the cluster.
+fn run_round(cluster: &Cluster, herd: &Path, dir: &Path, src: &Path, size: u64, round: usize) -> Result<Vec<f64>> {
+    let mut t = Vec::with_capacity(MEASURES.len());
+    let timeout = CMD_SLACK + Duration::from_secs(size / MIB as u64);
+    let fs = |args: &[&str]| -> Result<()> { cluster.fs(herd, args, timeout) };
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let t0 = Instant::now();
+        f()?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+
+    // 1: one copy, fsynced at its end.
+    let one = dir.join("local-1");
+    t.push(time(&mut || copy_fsync(src, &one))?);
+    verify_size(&one, size)?;
+    std::fs::remove_file(&one)?;
+
+    // 2: three copies at once, each its own thread reading the source.
+    let three: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("local-3-{i}"))).collect();
+    t.push(time(&mut || {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = three.iter().map(|dst| s.spawn(move || copy_fsync(src, dst))).collect();
+            handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| bail!("a copy thread panicked")))
+        })
+    })?);
+    for p in &three {
+        verify_size(p, size)?;
+    }
+    // One copy stays for the local read.
+    for p in &three[1..] {
+        std::fs::remove_file(p)?;
+    }
+
+    // 3, 4: puts.
+    let srcs = src.to_str().context("the scratch dir's path is not UTF-8")?;
+    let r1 = format!("/bench/r1-{round}");
+    let r3 = format!("/bench/r3-{round}");
+    t.push(time(&mut || fs(&["put", "-r", "1", srcs, &r1]))?);
+    t.push(time(&mut || fs(&["put", "-r", "3", srcs, &r3]))?);
+
+    // 5: read a local copy to its end.
+    t.push(time(&mut || verify_len(&three[0], read_all(&three[0])?, size))?);
+    std::fs::remove_file(&three[0])?;
+
+    // 6: gets, each checked against the source, then deleted.
+    for remote in [&r3, &r1] {
+        let got = dir.join("got");
+        let gots = got.to_str().context("the scratch dir's path is not UTF-8")?;
+        t.push(time(&mut || fs(&["get", remote, gots]))?);
+        same_bytes(src, &got).with_context(|| format!("herd fs get {remote}"))?;
+        std::fs::remove_file(&got)?;
+        fs(&["rm", "-r", remote])?;
+    }
+    Ok(t)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Free MiB on the file system holding `dir`, from `df -k`.
+fn free_mib(dir: &Path) -> Option<u64> {
+    let out = Command::new("df").arg("-k").arg("--output=avail").arg(dir).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let kib: u64 = String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// `size` bytes of incompressible data (xorshift64*), fsynced so that its write-back does not
+/// spill into the first measurement.
+fn write_source(path: &Path, size: u64) -> Result<()> {
+    let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut buf = vec![0u8; BUF];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut left = size;
+    while left > 0 {
+        for word in buf.chunks_exact_mut(8) {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            word.copy_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        }
+        let n = left.min(BUF as u64) as usize;
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all().with_context(|| format!("fsync of {}", path.display()))
+}
+
+/// Copies `src` into a new file `dst` 1 MiB at a time and fsyncs it once at its end (as a
+/// DataNode fsyncs each block file once at its end).
+fn copy_fsync(src: &Path, dst: &Path) -> Result<()> {
+    let mut r = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let mut w = File::options()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .with_context(|| format!("creating {}", dst.display()))?;
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = read_full(&mut r, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        w.write_all(&buf[..n]).with_context(|| format!("writing {}", dst.display()))?;
+    }
+    w.sync_all().with_context(|| format!("fsync of {}", dst.display()))
+}
+
+/// Reads into `buf` until it is full or the file ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads a file to its end 1 MiB at a time, discarding; returns its length.
+fn read_all(path: &Path) -> Result<u64> {
+    let mut r = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = vec![0u8; BUF];
+    let mut total = 0u64;
+    loop {
+        let n = read_full(&mut r, &mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+    }
+}
+
+fn verify_len(path: &Path, got: u64, want: u64) -> Result<()> {
+    if got != want {
+        bail!("{} holds {got} bytes, not {want}", path.display());
+    }
+    Ok(())
+}
+
+fn verify_size(path: &Path, want: u64) -> Result<()> {
+    verify_len(path, std::fs::metadata(path)?.len(), want)
+}
+
+/// Fails unless two files hold the same bytes (untimed: checks what `get` wrote).
+fn same_bytes(a: &Path, b: &Path) -> Result<()> {
+    let (mut fa, mut fb) = (File::open(a)?, File::open(b).with_context(|| format!("opening {}", b.display()))?);
+    let (mut ba, mut bb) = (vec![0u8; BUF], vec![0u8; BUF]);
+    let mut at = 0u64;
+    loop {
+        let (na, nb) = (read_full(&mut fa, &mut ba)?, read_full(&mut fb, &mut bb)?);
+        if na != nb || ba[..na] != bb[..nb] {
+            let first = ba[..na].iter().zip(&bb[..nb]).position(|(x, y)| x != y).unwrap_or(na.min(nb));
+            bail!("{} differs from {} at byte {}", b.display(), a.display(), at + first as u64);
+        }
+        if na == 0 {
+            return Ok(());
+        }
+        at += na as u64;
+    }
+}
+
+/// The last lines of a log file, for error messages.
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if text.trim().is_empty() {
+        return format!("{} is empty", path.display());
+    }
+    let all: Vec<&str> = text.lines().collect();
+    format!("{} (last lines):\n    {}", path.display(), all[all.len().saturating_sub(lines)..].join("\n    "))
+}
+
+/// A port base B for `herd up --keepers 1` under which its fixed ports (keeper client 2181 + B,
+/// peer 2888 + B, NameNode RPC 8020 + B) are free now. B is kept so that 8020 + B stays below
+/// the kernel's ephemeral range (32768 up), where the tests' own bases and the DataNodes'
+/// port-0 data ports land.
+fn free_port_base() -> Result<u16> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut seed = u64::from(std::process::id()) ^ now.as_nanos() as u64;
+    for _ in 0..100 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let base = 10_000 + (seed >> 33) as u16 % 14_000;
+        let held: Vec<TcpListener> =
+            [2181, 2888, 8020].iter().map_while(|p| TcpListener::bind(("127.0.0.1", p + base)).ok()).collect();
+        if held.len() == 3 {
+            return Ok(base);
+        }
+    }
+    bail!("found no port base with the keeper's and NameNode's ports free")
+}
+
+/// A `herd up` cluster: the `herd up` process, stopped by its pid when dropped (SIGINT, then
+/// SIGKILL after 20 s); `herd up` stops its children itself.
+struct Cluster {
+    child: Child,
+    namenode: String,
+    dir: PathBuf,
+    /// Lines `herd up` printed after it was up (restarts, failures).
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl Cluster {
+    fn start(herd: &Path, dir: &Path) -> Result<Cluster> {
+        let cdir = dir.join("cluster");
+        let log = dir.join("up.log");
+        let base = free_port_base()?;
+        let mut cmd = Command::new(herd);
+        cmd.arg("up").arg("--dir").arg(&cdir).args(["--port-base", &base.to_string(), "--datanodes", "3"]);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(File::create(&log)?);
+        eprintln!("xtask: running {cmd:?}");
+        let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+        let stdout = child.stdout.take().context("herd up's stdout")?;
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let mut c = Cluster { child, namenode: String::new(), dir: cdir, events: events.clone() };
+        let (tx, rx) = mpsc::channel();
+        // Sends the ready line, then keeps what follows and drains stdout so `herd up` never
+        // blocks on a full pipe. Not joined: it ends at end of file.
+        std::thread::spawn(move || {
+            let mut up = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if up {
+                    events.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                } else if line.starts_with("cluster described in") {
+                    up = true;
+                    let _ = tx.send(());
+                }
+            }
+        });
+        match rx.recv_timeout(UP_TIMEOUT) {
+            Ok(()) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                bail!("herd up printed no `cluster described in` within {UP_TIMEOUT:?}; {}", log_tail(&log, 15))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let st = c
+                    .wait_exit(Duration::from_secs(2))
+                    .map_or("closed its stdout".to_owned(), |s| format!("exited ({s})"));
+                bail!("herd up {st} before the cluster was up; {}", log_tail(&log, 15))
+            }
+        }
+        let json = std::fs::read_to_string(c.dir.join("cluster.json")).context("reading cluster.json")?;
+        c.namenode = namenode_rpc(&json).with_context(|| format!("no namenode rpc address in cluster.json: {json}"))?;
+        Ok(c)
+    }
+
+    /// Runs `herd fs --namenode ADDR ARGS...`, its output appended to fs.log; fails with the
+    /// log's tail when it fails or outlives `timeout` (then it is killed by its pid). Polls
+    /// every millisecond, so the caller's timing is off by at most that.
+    fn fs(&self, herd: &Path, args: &[&str], timeout: Duration) -> Result<()> {
+        let log_path = self.dir.parent().unwrap_or(&self.dir).join("fs.log");
+        let mut log = File::options().create(true).append(true).open(&log_path)?;
+        writeln!(log, "$ herd fs --namenode {} {}", self.namenode, args.join(" "))?;
+        let mut cmd = Command::new(herd);
+        cmd.env("RUST_BACKTRACE", "0").args(["fs", "--namenode", &self.namenode]).args(args);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s;
+            }
+            if t0.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "herd fs {} did not finish within {timeout:?}; killed. {}",
+                    args.join(" "),
+                    log_tail(&log_path, 10)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        if !status.success() {
+            bail!("herd fs {} failed ({status}); {}", args.join(" "), log_tail(&log_path, 10));
+        }
+        Ok(())
+    }
+
+    /// What `herd up` printed after the cluster was up (a restarted or failed process makes the
+    /// figures suspect).
+    fn notes(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|l| format!("during the bench herd up printed: {l}"))
+            .collect()
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if t0.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        if self.wait_exit(STOP_GRACE).is_none() {
+            eprintln!("xtask: herd up (pid {pid}) still running {STOP_GRACE:?} after SIGINT; SIGKILL");
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `addrs.rpc` of the process whose role is "namenode", from cluster.json (xtask parses it by
+/// hand: each process object is the text from its `"role"` key to the next one).
+fn namenode_rpc(json: &str) -> Option<String> {
+    let string_after = |s: &str, key: &str| -> Option<String> {
+        let rest = s.split_once(&format!("\"{key}\""))?.1;
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+        Some(rest.split_once('"')?.0.to_owned())
+    };
+    json.split("\"role\"").skip(1).find_map(|p| {
+        let role = string_after(&format!("\"role\"{p}"), "role")?;
+        if role == "namenode" {
+            string_after(p, "rpc")
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_namenode_rpc_address() {
+        let json = r#"{"processes": [
+          {"role": "keeper", "id": "1", "state": "running", "pid": 1, "restarts": 0, "addrs": {"client": "127.0.0.1:2181"}},
+          {"role": "datanode", "id": "1", "state": "running", "pid": 2, "restarts": 0, "addrs": {"data": "127.0.0.1:4000"}},
+          {"role": "namenode", "id": "1", "state": "running", "pid": 3, "restarts": 0, "addrs": {"rpc": "127.0.0.1:8020"}}
+        ]}"#;
+        assert_eq!(super::namenode_rpc(json).as_deref(), Some("127.0.0.1:8020"));
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0]), 2.5);
+    }
+}
