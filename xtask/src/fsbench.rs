@@ -132,6 +132,8 @@ fn run_bench(o: &Opts, herd: &Path, dir: &Path) -> Result<()> {
 
     let cluster = Cluster::start(herd, dir)?;
     eprintln!("xtask: cluster up, namenode rpc {}", cluster.namenode);
+    // `put` wants its destination's parent to exist, as Hadoop's does.
+    cluster.fs(herd, &["mkdir", "-p", "/bench"], CMD_SLACK)?;
 
     // seconds[measure][round]
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); MEASURES.len()];
@@ -514,7 +516,8 @@ impl Drop for Cluster {
             return;
         }
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        // The shell's builtin kill: no dependency on procps' /usr/bin/kill.
+        let _ = Command::new("sh").args(["-c", "kill -INT \"$1\"", "sh", &pid]).status();
         if self.wait_exit(STOP_GRACE).is_none() {
             eprintln!("xtask: herd up (pid {pid}) still running {STOP_GRACE:?} after SIGINT; SIGKILL");
             let _ = self.child.kill();

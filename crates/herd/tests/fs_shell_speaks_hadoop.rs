@@ -4,28 +4,14 @@
 //! and a missing path is `No such file or directory` with exit 1.
 
 mod common;
-#[path = "common/fs.rs"]
-mod fs_cluster;
 
-use fs_cluster::FsCluster;
-
-fn data(n: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use common::fs::FsCluster;
 
 #[test]
 fn the_shell_round_trips_files_and_reports_like_hadoop() {
     let c = FsCluster::start(3);
     let local = c.path().join("local.bin");
-    let bytes = data(5 << 20);
+    let bytes = common::dfs::bytes(5 << 20, 1);
     std::fs::write(&local, &bytes).unwrap();
 
     c.fs_ok(&["mkdir", "-p", "/d/sub"]);

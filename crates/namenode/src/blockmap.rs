@@ -200,6 +200,9 @@ pub struct BlockMap {
     next_transfer: u64,
     /// Replicas to delete at the next tick, per DataNode.
     invalidate: BTreeMap<String, BTreeSet<Block>>,
+    /// (block id, DataNode id) of replicas ordered deleted and not yet reported gone: the
+    /// DataNode is no target for that block until then (a copy would find the old replica).
+    deleting: BTreeSet<(u64, String)>,
 }
 
 impl BlockMap {
@@ -212,6 +215,7 @@ impl BlockMap {
             pending: BTreeMap::new(),
             next_transfer: 0,
             invalidate: BTreeMap::new(),
+            deleting: BTreeSet::new(),
         }
     }
 
@@ -318,6 +322,7 @@ impl BlockMap {
         }
         self.pending.retain(|_, list| !list.is_empty());
         self.invalidate.remove(id);
+        self.deleting.retain(|(_, d)| d != id);
     }
 
     // ---- Blocks, as the namespace changes them ----
@@ -372,6 +377,7 @@ impl BlockMap {
         for b in gone {
             self.forget_replica(id, b);
         }
+        self.deleting.retain(|(b, d)| d != id || reported.contains(b));
         for r in replicas {
             self.add_replica(id, r);
         }
@@ -393,6 +399,7 @@ impl BlockMap {
         }
         for b in deleted {
             self.forget_replica(id, *b);
+            self.deleting.remove(&(*b, id.to_string()));
         }
         Ok(())
     }
@@ -679,9 +686,19 @@ impl BlockMap {
         existing.extend(good.iter().filter(|dn| self.datanodes[dn.as_str()].decommissioning).map(|d| d.to_string()));
         let mut excluded: BTreeSet<String> = e.replicas.keys().cloned().collect();
         excluded.extend(self.pending.get(&id).into_iter().flatten().map(|p| p.target.clone()));
+        excluded
+            .extend(self.deleting.range((id, String::new())..).take_while(|(b, _)| *b == id).map(|(_, d)| d.clone()));
         let block = e.block;
         let targets = self.choose_targets(None, need, &excluded, &existing);
         if targets.is_empty() {
+            // Every candidate already holds a replica: corrupt ones then take the places a
+            // good copy needs (3 DataNodes, replication 3, one replica corrupt). They go now,
+            // and their DataNodes are targets again once they report the deletion.
+            let corrupt: Vec<String> =
+                e.replicas.keys().filter(|dn| self.corrupt.contains(&(id, dn.to_string()))).cloned().collect();
+            for dn in corrupt {
+                self.delete_replica(id, &dn);
+            }
             return None;
         }
         let transfer = self.next_transfer;
@@ -726,6 +743,7 @@ impl BlockMap {
         let Some(s) = self.blocks.get(&id).and_then(|e| e.replicas.get(dn)).copied() else { return };
         self.forget_replica(dn, id);
         self.invalidate.entry(dn.to_string()).or_default().insert(Block { id, gs: s.gs, len: s.len });
+        self.deleting.insert((id, dn.to_string()));
     }
 
     /// Checks the map's internal consistency (for tests): replica records and DataNode block

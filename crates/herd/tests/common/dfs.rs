@@ -88,6 +88,11 @@ pub struct DfsCluster {
 impl DfsCluster {
     /// A keeper, a NameNode (with `nn_extra` flags) and `n` DataNodes (with `dn_extra`).
     pub fn start(n: usize, nn_extra: &[&str], dn_extra: &[&str]) -> DfsCluster {
+        Self::start_with(n, nn_extra, dn_extra, &[])
+    }
+
+    /// As [`DfsCluster::start`], with more flags for some DataNodes: `(i, flags)`, 1-based.
+    pub fn start_with(n: usize, nn_extra: &[&str], dn_extra: &[&str], per_node: &[(usize, &[&str])]) -> DfsCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let keeper = KeeperProc::start(&dir.path().join("keeper"), &[]);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -102,7 +107,9 @@ impl DfsCluster {
         };
         c.start_namenode();
         for i in 1..=n {
-            let d = c.spawn_datanode(i, &[]);
+            let more: Vec<String> =
+                per_node.iter().filter(|(j, _)| *j == i).flat_map(|(_, f)| f.iter().map(|s| s.to_string())).collect();
+            let d = c.spawn_datanode(i, &more);
             c.datanodes.push(Some(d));
         }
         c.wait_datanodes(n);
@@ -156,9 +163,11 @@ impl DfsCluster {
     /// Waits until the NameNode has had `n` DataNode registrations (counted from its log).
     pub fn wait_datanodes(&self, n: usize) {
         let nn = self.namenode.as_ref().expect("namenode running");
-        wait_for(Duration::from_secs(30), || nn.log().matches("datanode registered").count() >= n, || {
-            format!("{n} datanodes registered; namenode log:\n{}", nn.log())
-        });
+        wait_for(
+            Duration::from_secs(30),
+            || nn.log().matches("datanode registered").count() >= n,
+            || format!("{n} datanodes registered; namenode log:\n{}", nn.log()),
+        );
     }
 
     /// `herd fs --namenode ADDR ARGS` as `user`; its output.
@@ -193,12 +202,15 @@ impl DfsCluster {
         while t0.elapsed() < timeout {
             let out = self.fs(&["fsck", path]);
             last = text(&out.stdout) + &text(&out.stderr);
-            if out.status.success() && !last.contains("Under replicated") && !last.contains("Under-replicated blocks:\t\t1") {
+            if out.status.success() && fully_replicated(&last) {
                 return last;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("{path} not healthy within {timeout:?}; last fsck:\n{last}\nnamenode log:\n{}", self.namenode_log_tail());
+        panic!(
+            "{path} not healthy within {timeout:?}; last fsck:\n{last}\nnamenode log:\n{}",
+            self.namenode_log_tail()
+        );
     }
 
     pub fn namenode_log_tail(&self) -> String {
@@ -206,6 +218,29 @@ impl DfsCluster {
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
+}
+
+/// An fsck report with no under-replicated block and no missing replica.
+pub fn fully_replicated(fsck: &str) -> bool {
+    fsck.contains(" Under-replicated blocks:\t0 ") && fsck.contains(" Missing replicas:\t\t0 ")
+}
+
+/// Log text without the terminal colour codes tracing adds.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn text(b: &[u8]) -> String {
@@ -245,7 +280,11 @@ pub fn finalized_blocks(dn_dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("blk_") && !n.ends_with(".meta")) {
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("blk_") && !n.ends_with(".meta"))
+            {
                 out.push(p);
             }
         }
@@ -253,3 +292,8 @@ pub fn finalized_blocks(dn_dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+#[path = "../../../datanode/tests/common/tmpfs.rs"]
+mod tmpfs;
+#[allow(unused_imports)] // only the bad-input test uses it
+pub use tmpfs::Tmpfs;

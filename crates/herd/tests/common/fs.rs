@@ -1,6 +1,5 @@
 //! A file system cluster for `herd fs` tests: `herd up --datanodes N` in a temp dir on a free
 //! port base, stopped (SIGTERM, then SIGKILL) when dropped, also when a test panics.
-//! (Included by the fs tests with `#[path = "common/fs.rs"] mod fs_cluster;`, next to `mod common;`.)
 #![allow(dead_code)] // each test file uses a different part
 
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ impl FsCluster {
     pub fn start(datanodes: usize) -> FsCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let base = free_fs_port_base();
-        let up = Command::new(crate::common::herd_bin())
+        let up = Command::new(super::herd_bin())
             .args(["up", "--dir"])
             .arg(dir.path())
             .args(["--port-base", &base.to_string(), "--datanodes", &datanodes.to_string()])
@@ -78,7 +77,7 @@ impl FsCluster {
 
     /// Runs `herd fs --cluster DIR args...`.
     pub fn fs(&self, args: &[&str]) -> Output {
-        Command::new(crate::common::herd_bin())
+        Command::new(super::herd_bin())
             .arg("fs")
             .arg("--cluster")
             .arg(self.dir.path())
@@ -128,6 +127,6 @@ fn free_fs_port_base() -> u16 {
 
 impl Drop for FsCluster {
     fn drop(&mut self) {
-        crate::common::terminate(&mut self.up, Duration::from_secs(10));
+        super::terminate(&mut self.up, Duration::from_secs(10));
     }
 }

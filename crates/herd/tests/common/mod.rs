@@ -1,7 +1,9 @@
 //! Shared helpers for tests that run real `herd` processes on loopback.
 #![allow(dead_code)]
 
+pub mod dfs;
 pub mod ensemble;
+pub mod fs;
 pub mod netns;
 pub mod register;
 

@@ -161,6 +161,29 @@ fn corrupt_replica_is_never_a_source_and_deleted_once_fully_replicated() {
 }
 
 #[test]
+fn corrupt_replica_gives_up_its_node_when_no_other_target_exists() {
+    // Three DataNodes, replication 3, one replica corrupt: the only target for a good copy is
+    // the node holding the corrupt one. It is deleted first; the node is a target again only
+    // once it reports the deletion.
+    let mut m = BlockMap::new(Config { min_free_bytes: 0, ..Config::default() });
+    for i in 1..=3 {
+        m.datanode_joined(&format!("dn{i}"), 1, "/r1", 100 * GB, GB);
+    }
+    place(&mut m, 1, 3, &["dn1", "dn2", "dn3"]);
+    assert!(m.report_corrupt(1, "dn2"));
+    let cmds = m.tick(t0());
+    assert_eq!(transfers(&cmds), vec![]);
+    assert_eq!(invalidates(&cmds), vec![("dn2".to_string(), vec![1])]);
+    assert_eq!(m.tick(t0()), vec![], "no copy to dn2 while its old replica may still be there");
+    m.incremental("dn2", 1, &[], &[1]).unwrap();
+    let cmds = m.tick(t0());
+    assert_eq!(transfers(&cmds).iter().map(|t| t.2.clone()).collect::<Vec<_>>(), vec![s(&["dn2"])]);
+    m.incremental("dn2", 1, &[fin(1, 1, 100)], &[]).unwrap();
+    assert_eq!(m.health(1).unwrap().state, BlockState::Healthy);
+    m.check_invariants().unwrap();
+}
+
+#[test]
 fn only_corrupt_replicas_make_a_corrupt_block_with_no_copy() {
     let mut m = cluster(Config::default());
     place(&mut m, 1, 2, &["dn1", "dn4"]);
