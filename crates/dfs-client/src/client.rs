@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dfs_proto::client_nn::{BadReplica, BlockHealth, ContentSummary, LocatedBlocks, ServerDefaults};
+use dfs_proto::client_nn::{BadReplica, BlockHealth, ContentSummary, DatanodeStatus, LocatedBlocks, ServerDefaults};
 use dfs_proto::rpc::Protocol;
 use dfs_proto::rpc_client::{Caller, RetryPolicy, RpcClient};
 use dfs_proto::{ClientRequest, ClientResponse, FileStatus};
@@ -285,6 +285,22 @@ impl Dfs {
         check_path(path)?;
         let req = ClientRequest::RecoverLease { path: path.to_string(), client_name: self.inner.client_name.clone() };
         self.inner.call_bool("recoverLease", req)
+    }
+
+    /// HDFS `refreshNodes` (superuser): the NameNode re-reads its exclude file.
+    pub fn refresh_nodes(&self) -> Result<()> {
+        match self.inner.call(ClientRequest::RefreshNodes)? {
+            ClientResponse::Done => Ok(()),
+            other => Err(unexpected("refreshNodes", other)),
+        }
+    }
+
+    /// HDFS `getDatanodeReport`: every registered DataNode and its state.
+    pub fn datanode_report(&self) -> Result<Vec<DatanodeStatus>> {
+        match self.inner.call(ClientRequest::DatanodeReport)? {
+            ClientResponse::DatanodeReport { datanodes } => Ok(datanodes),
+            other => Err(unexpected("getDatanodeReport", other)),
+        }
     }
 
     pub fn server_defaults(&self) -> Result<ServerDefaults> {

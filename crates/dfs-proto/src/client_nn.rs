@@ -14,7 +14,7 @@
 //!   RenewLease, ReportBadBlocks                                     -> Done
 //! GetFileInfo -> FileInfo, List -> Listing, GetContentSummary -> ContentSummary,
 //! GetBlockLocations -> LocatedBlocks, GetBlockHealth -> BlockHealth,
-//! GetServerDefaults -> ServerDefaults
+//! GetServerDefaults -> ServerDefaults, RefreshNodes -> Done, DatanodeReport -> DatanodeReport
 //! ```
 
 use crate::block::{DatanodeInfo, ExtendedBlock, LocatedBlock};
@@ -87,6 +87,11 @@ wire_enum! {
         GetBlockHealth { path: String } = 21,
         /// Block size, replication and packet sizes a client should use by default.
         GetServerDefaults = 22,
+        /// HDFS `refreshNodes` (superuser): re-read the exclude file; DataNodes it lists are
+        /// decommissioned (drained), those it no longer lists are back in service.
+        RefreshNodes = 23,
+        /// HDFS `getDatanodeReport`: every registered DataNode and its state.
+        DatanodeReport = 24,
     }
 }
 
@@ -109,6 +114,7 @@ wire_enum! {
         LocatedBlocks { blocks: LocatedBlocks } = 9,
         BlockHealth { blocks: Vec<BlockHealth> } = 10,
         ServerDefaults { defaults: ServerDefaults } = 11,
+        DatanodeReport { datanodes: Vec<DatanodeStatus> } = 12,
     }
 }
 
@@ -215,5 +221,31 @@ wire_struct! {
         pub replication: u16,
         pub bytes_per_checksum: u32,
         pub write_packet_size: u32,
+    }
+}
+
+wire_enum! {
+    /// A DataNode's administrative state (HDFS `AdminStates`).
+    #[derive(Copy, Hash)]
+    pub enum AdminState {
+        InService = 0,
+        /// Listed in the exclude file: its replicas are being copied elsewhere.
+        Decommissioning = 1,
+        /// Drained: every block it holds is fully replicated elsewhere; it may be stopped.
+        Decommissioned = 2,
+    }
+}
+
+wire_struct! {
+    /// One line of the DataNode report (HDFS `DatanodeInfo` with its counters).
+    pub struct DatanodeStatus {
+        pub datanode: DatanodeInfo,
+        /// Its membership incarnation.
+        pub incarnation: i64,
+        pub state: AdminState,
+        pub capacity: u64,
+        pub free: u64,
+        /// Replicas the NameNode knows it holds.
+        pub blocks: u64,
     }
 }

@@ -82,6 +82,8 @@ fn client_requests() -> Vec<ClientRequest> {
         ReportBadBlocks { blocks: vec![BadReplica { block: blk(5), datanode: "dn2".into() }] },
         GetBlockHealth { path: p() },
         GetServerDefaults,
+        RefreshNodes,
+        DatanodeReport,
     ]
 }
 
@@ -129,6 +131,16 @@ fn client_responses() -> Vec<ClientResponse> {
                 bytes_per_checksum: 512,
                 write_packet_size: 64 << 10,
             },
+        },
+        DatanodeReport {
+            datanodes: vec![crate::client_nn::DatanodeStatus {
+                datanode: dn(1),
+                incarnation: 7,
+                state: crate::client_nn::AdminState::Decommissioning,
+                capacity: 100,
+                free: 40,
+                blocks: 12,
+            }],
         },
     ]
 }

@@ -146,19 +146,7 @@ enum FsCmd {
 
 pub fn run(a: FsArgs) -> anyhow::Result<()> {
     let user = dfs_client::default_user();
-    let (dfs, namenode) = match (&a.cluster, &a.namenode) {
-        (Some(_), Some(_)) => anyhow::bail!(
-            "fs: give the NameNode either with --cluster DIR (or HERD_CLUSTER) or with --namenode ADDR, not both"
-        ),
-        (None, None) => anyhow::bail!(
-            "fs: no NameNode given: use --cluster DIR (the directory of `herd up`, or HERD_CLUSTER) or --namenode HOST:PORT"
-        ),
-        (Some(dir), None) => {
-            let addr = dfs_client::cluster::namenode_addr(dir)?;
-            (Dfs::connect(&addr, &user)?, addr)
-        }
-        (None, Some(addr)) => (Dfs::connect(addr, &user)?, addr.clone()),
-    };
+    let (dfs, namenode) = connect("fs", a.cluster.as_deref(), a.namenode.as_deref(), &user)?;
     let mut sh = Shell { dfs, home: format!("/user/{user}"), user, namenode, cmd: "", failed: false };
     let code = sh.dispatch(a.cmd);
     let _ = std::io::stdout().flush();
@@ -166,6 +154,28 @@ pub fn run(a: FsArgs) -> anyhow::Result<()> {
         std::process::exit(code);
     }
     Ok(())
+}
+
+/// The client for `--cluster DIR` or `--namenode ADDR` (exactly one), and the address used.
+pub(crate) fn connect(
+    cmd: &str,
+    cluster: Option<&std::path::Path>,
+    namenode: Option<&str>,
+    user: &str,
+) -> anyhow::Result<(Dfs, String)> {
+    match (cluster, namenode) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "{cmd}: give the NameNode either with --cluster DIR (or HERD_CLUSTER) or with --namenode ADDR, not both"
+        ),
+        (None, None) => anyhow::bail!(
+            "{cmd}: no NameNode given: use --cluster DIR (the directory of `herd up`, or HERD_CLUSTER) or --namenode HOST:PORT"
+        ),
+        (Some(dir), None) => {
+            let addr = dfs_client::cluster::namenode_addr(dir)?;
+            Ok((Dfs::connect(&addr, user)?, addr))
+        }
+        (None, Some(addr)) => Ok((Dfs::connect(addr, user)?, addr.to_string())),
+    }
 }
 
 /// One command's context: the client, the user's home, and whether any argument failed.

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_detect;
 mod datanode_cmd;
+mod dfsadmin_cmd;
 mod fs_cmd;
 mod member_cmd;
 mod namenode_cmd;
@@ -41,6 +42,8 @@ enum Cmd {
     Fs(fs_cmd::FsArgs),
     /// Run a DataNode: stores block replicas and reports them to the NameNode.
     Datanode(datanode_cmd::DatanodeArgs),
+    /// File system administration: the DataNode report, decommissioning.
+    Dfsadmin(dfsadmin_cmd::DfsadminArgs),
     /// Run a NameNode: the file system's namespace, block map and replication monitor.
     Namenode(namenode_cmd::NamenodeArgs),
     /// Benchmarks.
@@ -202,6 +205,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Zk(a) => zk::run(a),
         Cmd::Fs(a) => fs_cmd::run(a),
+        Cmd::Dfsadmin(a) => dfsadmin_cmd::run(a),
         cmd => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -214,7 +218,7 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Namenode(a) => namenode_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
-                    Cmd::Zk(_) | Cmd::Fs(_) => unreachable!(),
+                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) => unreachable!(),
                 }
             })
         }

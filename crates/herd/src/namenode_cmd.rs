@@ -50,6 +50,10 @@ pub struct NamenodeArgs {
     /// A copy not confirmed within this is rescheduled.
     #[arg(long, default_value_t = blockmap::Config::default().pending_timeout.as_millis() as u64)]
     pending_timeout_ms: u64,
+    /// DataNode ids to decommission, one per line (HDFS's dfs.hosts.exclude); read at start
+    /// and at every `herd dfsadmin refresh-nodes`. Default: DATA_DIR/exclude.
+    #[arg(long)]
+    exclude_file: Option<PathBuf>,
     /// A DataNode with less free space than this receives no new replicas.
     #[arg(long, default_value_t = blockmap::Config::default().min_free_bytes)]
     min_free_bytes: u64,
@@ -98,6 +102,7 @@ pub async fn run(a: NamenodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
         },
         journal: JournalOptions::default(),
         max_connections: 1024,
+        exclude_file: Some(a.exclude_file.clone().unwrap_or_else(|| a.data_dir.join("exclude"))),
     };
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
     let nn = Namenode::start(config, reporter).await.context("starting the namenode")?;

@@ -278,6 +278,14 @@ impl BlockMap {
         Ok(())
     }
 
+    /// Back in service (no longer in the exclude file): its replicas count again, and the
+    /// excess that makes is deleted as any other.
+    pub fn recommission(&mut self, id: &str) -> Result<(), Error> {
+        let dn = self.datanodes.get_mut(id).ok_or_else(|| Error::UnknownDatanode(id.to_string()))?;
+        dn.decommissioning = false;
+        Ok(())
+    }
+
     /// Whether every block a decommissioning DataNode holds a good replica of has its full live
     /// replication elsewhere (then the caller may retire it). A block still being written keeps
     /// it from being done.
@@ -787,6 +795,11 @@ impl BlockMap {
     /// A DataNode's capacity and free bytes, as last reported.
     pub fn datanode_space(&self, id: &str) -> Option<(u64, u64)> {
         self.datanodes.get(id).map(|d| (d.capacity, d.free))
+    }
+
+    /// (rack, capacity, free, replicas held, decommissioning) of a DataNode in the view.
+    pub fn datanode_summary(&self, id: &str) -> Option<(String, u64, u64, usize, bool)> {
+        self.datanodes.get(id).map(|d| (d.rack.clone(), d.capacity, d.free, d.blocks.len(), d.decommissioning))
     }
 
     /// Whether `id` is a DataNode in the view (for callers and tests).

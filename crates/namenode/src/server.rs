@@ -101,6 +101,9 @@ pub struct NamenodeConfig {
     pub journal: JournalOptions,
     /// Client and DataNode connections served at once.
     pub max_connections: usize,
+    /// HDFS's `dfs.hosts.exclude`: DataNode ids, one per line (`#` comments), to decommission;
+    /// read at start and at every `refreshNodes`. None: nothing is excluded.
+    pub exclude_file: Option<PathBuf>,
 }
 
 impl NamenodeConfig {
@@ -124,6 +127,8 @@ pub(crate) struct State {
     pub blocks: BlockMap,
     pub datanodes: BTreeMap<String, Registered>,
     pub commands: BTreeMap<String, VecDeque<DatanodeCommand>>,
+    /// DataNode ids the exclude file lists: decommissioned while registered.
+    pub excluded: BTreeSet<String>,
 }
 
 impl State {
@@ -138,6 +143,29 @@ impl State {
     pub fn info(&self, id: &str) -> Option<DatanodeInfo> {
         self.datanodes.get(id).map(|r| r.info.clone())
     }
+
+    /// Takes a new exclude list: registered DataNodes it lists start decommissioning, those it
+    /// no longer lists are back in service.
+    pub fn set_excluded(&mut self, excluded: BTreeSet<String>) {
+        for id in self.datanodes.keys() {
+            let r = if excluded.contains(id) { self.blocks.decommission(id) } else { self.blocks.recommission(id) };
+            if let Err(e) = r {
+                tracing::warn!(datanode = %id, "exclude list: {e}");
+            }
+        }
+        self.excluded = excluded;
+    }
+}
+
+/// Reads an exclude file: one DataNode id per line, `#` starts a comment.
+pub(crate) fn read_exclude_file(p: &std::path::Path) -> std::io::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(p)?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 pub(crate) struct Shared {
@@ -216,6 +244,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("membership: {0}")]
     Member(#[from] member::view::MemberError),
+    #[error("exclude file {path}: {source}")]
+    Exclude { path: PathBuf, source: std::io::Error },
 }
 
 /// A running NameNode. [`Namenode::shutdown`] stops it.
@@ -240,6 +270,12 @@ impl Namenode {
                 blocks
             })
             .await?;
+        let excluded = match &config.exclude_file {
+            Some(p) if p.exists() => {
+                read_exclude_file(p).map_err(|source| StartError::Exclude { path: p.clone(), source })?
+            }
+            _ => BTreeSet::new(),
+        };
         let listener = TcpListener::bind(config.rpc_listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.rpc_listen, source })?;
@@ -248,7 +284,7 @@ impl Namenode {
         let (view_tx, view_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
             journal,
-            state: Mutex::new(State { blocks: loaded, datanodes: BTreeMap::new(), commands: BTreeMap::new() }),
+            state: Mutex::new(State { blocks: loaded, datanodes: BTreeMap::new(), commands: BTreeMap::new(), excluded }),
             epoch: AtomicI64::new(0),
             view: view_rx,
             recovering: Mutex::new(BTreeSet::new()),

@@ -1,12 +1,19 @@
-//! `WriteBlock`: one node of a write pipeline (HDFS's `BlockReceiver` + `PacketResponder`,
-//! one packet at a time).
+//! `WriteBlock`: one node of a write pipeline (HDFS's `BlockReceiver` + `PacketResponder`).
 //!
 //! ```text
 //! upstream --op--> [open replica] --op (targets[1..])--> downstream
 //! upstream <--op response (Success once downstream's is)--
-//! per packet: read, check seqno/offset/CRCs, forward, write, fsync on sync|last,
-//!             finalize on last, read downstream ack, ack upstream [mine, downstream...]
+//! receiver (this thread), per packet: read, check seqno/offset/CRCs, forward, write,
+//!     fsync on sync|last, finalize on last, queue (seqno, my status)
+//! responder (a second thread), per queued packet, in order: read downstream's ack of it,
+//!     ack upstream [mine, downstream...]
 //! ```
+//!
+//! The two threads make the pipeline stream: the receiver reads the next packet while earlier
+//! ones are still being acknowledged downstream, so a packet's round trip through the
+//! pipeline is paid once per window of packets the client keeps in flight, not once per
+//! packet. The queue between them is bounded ([`ACK_QUEUE`]); the receiver never writes to
+//! the upstream socket, the responder never reads from it.
 //!
 //! A setup failure downstream is answered with an `Error` op response whose message starts
 //! with `bad link <data_addr>:` naming the first node that could not be set up (HDFS's
@@ -15,14 +22,18 @@
 //! one, and the connection ends after that ack.
 
 use std::io::Write as _;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::Ordering;
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver as Queue, SyncSender};
 
 use dfs_proto::transfer::{Op, OpResponse, Packet, PipelineAck, Status, WriteStage};
 use dfs_proto::{DatanodeInfo, ExtendedBlock, FrameError};
 
 use super::{close_after_refusal, respond, set_timeouts, status_of, Shared, MAX_PIPELINE_LEN};
 use crate::{ReplicaState, ReplicaWriter, StoreError};
+
+/// Packets written and not yet acknowledged upstream, at most (HDFS's responder queue).
+pub const ACK_QUEUE: usize = 128;
 
 pub(super) struct WriteOp {
     pub(super) block: ExtendedBlock,
@@ -139,83 +150,114 @@ struct Receiver<'a> {
     seqno: u64,
 }
 
+/// What the receiver tells the responder about one packet.
+enum Queued {
+    /// Packet `seqno` was handled: this node's status, whether it went downstream.
+    Packet { seqno: u64, mine: Status, forwarded: bool, last: bool },
+    /// Packet `seqno` was refused before anything of it was written or forwarded: ack
+    /// `[status]` (this node's only) and end.
+    Refuse { seqno: u64, status: Status },
+}
+
 impl Receiver<'_> {
     fn run(mut self) -> Result<(), String> {
         let id = self.id;
+        let down_acks = match self.down.as_ref().map(TcpStream::try_clone).transpose() {
+            Ok(d) => d,
+            Err(e) => return self.refuse_now(Status::Error, format!("block {id}: cloning the downstream socket: {e}")),
+        };
+        let (tx, rx) = sync_channel(ACK_QUEUE);
+        let broken = AtomicBool::new(false);
+        let (shared, up, downstream_len) = (self.shared, self.up, self.downstream_len);
+        let (received, responded) = std::thread::scope(|scope| {
+            let responder = Responder { shared, up, down: down_acks, downstream_len, id, broken: &broken };
+            let handle = std::thread::Builder::new()
+                .name(format!("dn-ack-{id}"))
+                .spawn_scoped(scope, move || responder.run(rx));
+            let handle = match handle {
+                Ok(h) => h,
+                Err(e) => return (Err(format!("block {id}: starting the responder: {e}")), Ok(())),
+            };
+            let received = self.receive(tx, &broken);
+            let responded = handle.join().unwrap_or_else(|_| Err(format!("block {id}: the responder panicked")));
+            (received, responded)
+        });
+        if broken.load(Ordering::SeqCst) {
+            // The client may still be sending: read what is in flight before closing, so that
+            // it reads the failed ack instead of a reset.
+            close_after_refusal(up);
+        }
+        received.and(responded)
+    }
+
+    /// The receiver: reads, checks, forwards and writes packets, queueing each for the
+    /// responder. Ends after the last packet, at the first failure, or once the responder
+    /// found the pipeline broken.
+    fn receive(&mut self, tx: SyncSender<Queued>, broken: &AtomicBool) -> Result<(), String> {
+        let id = self.id;
+        let mut forwarding = self.down.is_some();
         loop {
+            if broken.load(Ordering::SeqCst) {
+                return Err(format!("block {id}: pipeline broken before packet {}", self.seqno));
+            }
+            let refuse = |status, why: String| {
+                let _ = tx.send(Queued::Refuse { seqno: self.seqno, status });
+                Err(format!("block {id}: {why}"))
+            };
             let packet = match Packet::read_from(&mut &*self.up) {
                 Ok(p) => p,
                 Err(FrameError::Io(e)) => {
                     // The client went away (or timed out): the rbw replica stays for recovery.
                     return Err(format!("block {id}: reading packet {}: {e}", self.seqno));
                 }
-                Err(e) => {
-                    let why = format!("malformed packet {}: {e}", self.seqno);
-                    return self.fail(Status::ErrorInvalid, why);
-                }
+                Err(e) => return refuse(Status::ErrorInvalid, format!("malformed packet {}: {e}", self.seqno)),
             };
             let h = packet.header;
             let expected_offset = self.writer.as_ref().map(|w| w.length());
             if h.seqno != self.seqno {
-                let why = format!("packet seqno {}, expected {}", h.seqno, self.seqno);
-                return self.fail(Status::ErrorInvalid, why);
+                return refuse(Status::ErrorInvalid, format!("packet seqno {}, expected {}", h.seqno, self.seqno));
             }
             if expected_offset != Some(h.offset_in_block) {
                 let why = match expected_offset {
                     Some(o) => format!("packet {} at offset {}, expected {o}", h.seqno, h.offset_in_block),
                     None => format!("packet {} after the last packet", h.seqno),
                 };
-                return self.fail(Status::ErrorInvalid, why);
+                return refuse(Status::ErrorInvalid, why);
             }
             if let Some(bad) = packet.verify() {
-                return self
-                    .fail(Status::ErrorChecksum, format!("packet {} fails its checksum at offset {bad}", h.seqno));
+                return refuse(Status::ErrorChecksum, format!("packet {} fails its checksum at offset {bad}", h.seqno));
             }
 
-            // Downstream first, so that the next node writes while this one does.
-            let mut down_failed = false;
-            if let Some(d) = &self.down {
-                if packet.write_to(&mut &*d).and_then(|()| (&*d).flush()).is_err() {
-                    down_failed = true;
-                }
-            }
-
-            let mine = self.write(&packet);
-            let mut statuses = vec![mine];
-            if let Some(d) = &self.down {
-                if !down_failed {
-                    match PipelineAck::read_from(&mut &*d) {
-                        Ok(ack) if ack.seqno == h.seqno && (1..=self.downstream_len).contains(&ack.statuses.len()) => {
-                            statuses.extend(ack.statuses)
-                        }
-                        Ok(ack) => {
-                            tracing::warn!(block = id, "downstream ack {ack:?} for packet {}", h.seqno);
-                            down_failed = true;
-                        }
-                        Err(e) => {
-                            tracing::warn!(node = %self.shared.config.node_id, block = id, "downstream ack of {}: {e}", h.seqno);
-                            down_failed = true;
-                        }
+            // Downstream first, so that the next node writes while this one does. Once that
+            // fails nothing more goes there; the responder acks the node as failed.
+            if forwarding {
+                if let Some(d) = &self.down {
+                    if packet.write_to(&mut &*d).and_then(|()| (&*d).flush()).is_err() {
+                        forwarding = false;
                     }
                 }
-                if down_failed {
-                    statuses.push(Status::Error);
-                }
             }
-            let ok = statuses.iter().all(|s| s.is_success());
-            let ack = PipelineAck { seqno: h.seqno, statuses: statuses.clone() };
-            if let Err(e) = ack.write_to(&mut &*self.up).and_then(|()| (&*self.up).flush()) {
-                return Err(format!("block {id}: sending ack {}: {e}", h.seqno));
+            let mine = self.write(&packet);
+            let queued = Queued::Packet { seqno: h.seqno, mine, forwarded: forwarding, last: h.last };
+            if tx.send(queued).is_err() {
+                return Err(format!("block {id}: the responder ended before packet {}", h.seqno));
             }
-            if !ok {
-                close_after_refusal(self.up);
-                return Err(format!("block {id}: packet {} acked {statuses:?}; pipeline closed", h.seqno));
+            if !mine.is_success() {
+                return Err(format!("block {id}: packet {} failed here with {mine:?}", h.seqno));
             }
             if h.last {
                 return Ok(());
             }
             self.seqno += 1;
         }
+    }
+
+    /// Refuses at once, before the responder exists.
+    fn refuse_now(self, status: Status, why: String) -> Result<(), String> {
+        let ack = PipelineAck { seqno: self.seqno, statuses: vec![status] };
+        let _ = ack.write_to(&mut &*self.up).and_then(|()| (&*self.up).flush());
+        close_after_refusal(self.up);
+        Err(why)
     }
 
     /// Writes, syncs and (on `last`) finalizes one verified packet; this node's status.
@@ -246,12 +288,80 @@ impl Receiver<'_> {
         }
     }
 
-    /// Refuses the current packet: an ack naming this node's failure, then the connection
-    /// (and the downstream one) closes. Nothing of the packet was written.
-    fn fail(self, status: Status, why: String) -> Result<(), String> {
-        let ack = PipelineAck { seqno: self.seqno, statuses: vec![status] };
-        let _ = ack.write_to(&mut &*self.up).and_then(|()| (&*self.up).flush());
-        close_after_refusal(self.up);
-        Err(format!("block {}: {why}", self.id))
+}
+
+/// The responder: acknowledges queued packets upstream in order, each once downstream did.
+struct Responder<'a> {
+    shared: &'a Shared,
+    up: &'a TcpStream,
+    /// A clone of the downstream socket, for reading its acks.
+    down: Option<TcpStream>,
+    downstream_len: usize,
+    id: u64,
+    /// Set when an ack other than all-Success was sent (or could not be): the receiver stops.
+    broken: &'a AtomicBool,
+}
+
+impl Responder<'_> {
+    fn run(self, rx: Queue<Queued>) -> Result<(), String> {
+        let id = self.id;
+        let mut down_ok = self.down.is_some();
+        for q in rx {
+            let (seqno, statuses, last) = match q {
+                Queued::Refuse { seqno, status } => (seqno, vec![status], true),
+                Queued::Packet { seqno, mine, forwarded, last } => {
+                    let mut statuses = vec![mine];
+                    if let Some(d) = &self.down {
+                        down_ok &= forwarded;
+                        if down_ok {
+                            match PipelineAck::read_from(&mut &*d) {
+                                Ok(ack)
+                                    if ack.seqno == seqno && (1..=self.downstream_len).contains(&ack.statuses.len()) =>
+                                {
+                                    statuses.extend(ack.statuses)
+                                }
+                                Ok(ack) => {
+                                    tracing::warn!(block = id, "downstream ack {ack:?} for packet {seqno}");
+                                    down_ok = false;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(node = %self.shared.config.node_id, block = id, "downstream ack of {seqno}: {e}");
+                                    down_ok = false;
+                                }
+                            }
+                        }
+                        if !down_ok {
+                            statuses.push(Status::Error);
+                        }
+                    }
+                    (seqno, statuses, last)
+                }
+            };
+            let ok = statuses.iter().all(|s| s.is_success());
+            let ack = PipelineAck { seqno, statuses: statuses.clone() };
+            if let Err(e) = ack.write_to(&mut &*self.up).and_then(|()| (&*self.up).flush()) {
+                self.stop();
+                return Err(format!("block {id}: sending ack {seqno}: {e}"));
+            }
+            if !ok {
+                self.stop();
+                return Err(format!("block {id}: packet {seqno} acked {statuses:?}; pipeline closed"));
+            }
+            if last {
+                return Ok(());
+            }
+        }
+        // The receiver ended without a last packet (the client went away): nothing to ack.
+        Ok(())
+    }
+
+    /// Marks the pipeline broken and stops sending upstream; the receiver sees the mark
+    /// before its next packet, and the connection is drained and closed after both end.
+    fn stop(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+        let _ = self.up.shutdown(Shutdown::Write);
+        if let Some(d) = &self.down {
+            let _ = d.shutdown(Shutdown::Both);
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dfs_proto::client_nn::{
-    BadReplica, BlockHealth as WireHealth, ContentSummary as WireSummary, LocatedBlocks, ReplicaHealth,
+    AdminState, BadReplica, DatanodeStatus, BlockHealth as WireHealth, ContentSummary as WireSummary, LocatedBlocks, ReplicaHealth,
     ReplicaHealthState, ServerDefaults,
 };
 use dfs_proto::rpc::{RemoteError, Request};
@@ -296,6 +296,47 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<ClientRequest>, peer: Soc
                 })
                 .collect();
             Ok(ClientResponse::BlockHealth { blocks })
+        }
+        ClientRequest::RefreshNodes => {
+            if !Caller::new(&user, &groups).is_superuser() {
+                return Err(RemoteError::new(
+                    "org.apache.hadoop.security.AccessControlException",
+                    format!("Access denied for user {user}. Superuser privilege is required"),
+                ));
+            }
+            let excluded = match &shared.config.exclude_file {
+                Some(p) if p.exists() => super::read_exclude_file(p).map_err(|e| {
+                    RemoteError::new("java.io.IOException", format!("reading the exclude file {}: {e}", p.display()))
+                })?,
+                _ => BTreeSet::new(),
+            };
+            tracing::info!(excluded = ?excluded, "refreshNodes");
+            shared.state().set_excluded(excluded);
+            Ok(ClientResponse::Done)
+        }
+        ClientRequest::DatanodeReport => {
+            let st = shared.state();
+            let datanodes = st
+                .datanodes
+                .iter()
+                .filter_map(|(id, r)| {
+                    let (_, capacity, free, blocks, decommissioning) = st.blocks.datanode_summary(id)?;
+                    let state = match (decommissioning, st.blocks.decommission_done(id)) {
+                        (false, _) => AdminState::InService,
+                        (true, Ok(true)) => AdminState::Decommissioned,
+                        (true, _) => AdminState::Decommissioning,
+                    };
+                    Some(DatanodeStatus {
+                        datanode: r.info.clone(),
+                        incarnation: r.incarnation,
+                        state,
+                        capacity,
+                        free,
+                        blocks: blocks as u64,
+                    })
+                })
+                .collect();
+            Ok(ClientResponse::DatanodeReport { datanodes })
         }
         ClientRequest::GetServerDefaults => Ok(ClientResponse::ServerDefaults {
             defaults: ServerDefaults {

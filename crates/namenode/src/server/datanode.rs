@@ -37,6 +37,10 @@ pub async fn handle(shared: &Arc<Shared>, req: DatanodeRequest) -> Answer {
             });
             let mut st = shared.state();
             st.blocks.datanode_joined(&id, incarnation, &rack, capacity, capacity.saturating_sub(used));
+            if st.excluded.contains(&id) {
+                let _ = st.blocks.decommission(&id);
+                tracing::info!(datanode = %id, "datanode is in the exclude file: decommissioning");
+            }
             let info = DatanodeInfo { id: id.clone(), data_addr, http_addr, rack };
             tracing::info!(datanode = %id, incarnation, addr = %info.data_addr, rack = %info.rack, "datanode registered");
             st.datanodes.insert(id.clone(), Registered { info, incarnation });
