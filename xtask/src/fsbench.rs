@@ -5,8 +5,11 @@
 //! this one disk), each fsynced once at its end, and a local copy read back.
 //!
 //! Everything lives in one temporary directory on one file system: the source file, the local
-//! copies, the cluster's data dirs and the files `get` writes. The page cache is dropped for
-//! neither side: every read is warm. Each measurement is one `Instant` around a whole command
+//! copies, the cluster's data dirs and the file `get` writes. Reads are measured twice: warm
+//! (whatever the page cache holds) and cold (after `sync` and dropping the page cache, which
+//! needs root; without it the cold reads are skipped). Reading back is `herd fs cat` into
+//! /dev/null against reading a local copy, each the whole file; a `herd fs get` per file,
+//! untimed, checks the bytes. Each measurement is one `Instant` around a whole command
 //! or a whole copy loop; with `--rounds R` the median per measurement is reported. The
 //! cluster is stopped (SIGINT, then SIGKILL after 20 s) by its pid when the bench ends, also
 //! on error.
@@ -36,14 +39,16 @@ const AIM_PUT3: f64 = 0.70;
 const AIM_GET: f64 = 0.80;
 
 /// The measurements, in the order each round runs them: (key in the JSON line, label).
-const MEASURES: [(&str, &str); 7] = [
+const MEASURES: [(&str, &str); 9] = [
     ("local_write_1", "local write, 1 copy"),
     ("local_write_3", "local write, 3 copies at once"),
     ("put_r1", "herd fs put -r 1"),
     ("put_r3", "herd fs put -r 3"),
-    ("local_read", "local read"),
-    ("get_r3", "herd fs get (r=3 file)"),
-    ("get_r1", "herd fs get (r=1 file)"),
+    ("local_read", "local read, warm"),
+    ("get_r3", "herd fs cat (r=3 file), warm"),
+    ("get_r1", "herd fs cat (r=1 file), warm"),
+    ("local_read_cold", "local read, cold"),
+    ("get_r3_cold", "herd fs cat (r=3 file), cold"),
 ];
 
 struct Opts {
@@ -157,15 +162,21 @@ fn run_bench(o: &Opts, herd: &Path, dir: &Path) -> Result<()> {
     let what = if o.rounds == 1 { "one round".to_owned() } else { format!("median of {} rounds", o.rounds) };
     println!("\n### herd fs put/get of a {} MiB file against the same bytes on the local disk ({what})\n", o.size_mib);
     println!("MiB/s are the file's MiB per second (a 3-copy write or r=3 put puts 3x that on the disk);");
-    println!("the page cache is not dropped: local and herd reads are both warm.\n");
+    println!("warm reads find the data in the page cache; cold ones run after it was dropped.\n");
     for ((_, label), s) in MEASURES.iter().zip(&median) {
         println!("{label:<32} {:>9.1} MiB/s {s:>9.3} s", mib / s);
     }
     let ratios = [
         ("put_r1_over_local_write_1", "put r=1 / local 1-copy", rate("put_r1") / rate("local_write_1"), None),
         ("put_r3_over_local_write_3", "put r=3 / local 3-copy", rate("put_r3") / rate("local_write_3"), Some(AIM_PUT3)),
-        ("get_r3_over_local_read", "get r=3 / local read", rate("get_r3") / rate("local_read"), Some(AIM_GET)),
-        ("get_r1_over_local_read", "get r=1 / local read", rate("get_r1") / rate("local_read"), None),
+        (
+            "get_r3_cold_over_local_read_cold",
+            "get r=3 / local read, cold",
+            rate("get_r3_cold") / rate("local_read_cold"),
+            Some(AIM_GET),
+        ),
+        ("get_r3_over_local_read", "get r=3 / local read, warm", rate("get_r3") / rate("local_read"), None),
+        ("get_r1_over_local_read", "get r=1 / local read, warm", rate("get_r1") / rate("local_read"), None),
     ];
     println!();
     for (_, label, r, aim) in &ratios {
@@ -179,8 +190,10 @@ fn run_bench(o: &Opts, herd: &Path, dir: &Path) -> Result<()> {
     for n in &notes {
         println!("note: {n}");
     }
-    let mut json =
-        format!("{{\"bench\":\"fs\",\"size_mib\":{},\"rounds\":{},\"page_cache\":\"warm\"", o.size_mib, o.rounds);
+    let mut json = format!(
+        "{{\"bench\":\"fs\",\"size_mib\":{},\"rounds\":{},\"page_cache\":\"warm and cold\"",
+        o.size_mib, o.rounds
+    );
     for ((key, _), s) in MEASURES.iter().zip(&median) {
         json.push_str(&format!(",\"{key}_mib_per_s\":{:.1},\"{key}_s\":{s:.4}", mib / s));
     }
@@ -233,20 +246,39 @@ fn run_round(cluster: &Cluster, herd: &Path, dir: &Path, src: &Path, size: u64, 
     t.push(time(&mut || fs(&["put", "-r", "1", srcs, &r1]))?);
     t.push(time(&mut || fs(&["put", "-r", "3", srcs, &r3]))?);
 
-    // 5: read a local copy to its end.
+    // 5-7: warm reads: a local copy, then the r=3 and r=1 files through `herd fs cat`.
     t.push(time(&mut || verify_len(&three[0], read_all(&three[0])?, size))?);
+    for remote in [&r3, &r1] {
+        t.push(time(&mut || cluster.cat(herd, remote, timeout))?);
+    }
+    // 8, 9: cold reads, each after the page cache was dropped.
+    drop_caches()?;
+    t.push(time(&mut || verify_len(&three[0], read_all(&three[0])?, size))?);
+    drop_caches()?;
+    t.push(time(&mut || cluster.cat(herd, &r3, timeout))?);
     std::fs::remove_file(&three[0])?;
 
-    // 6: gets, each checked against the source, then deleted.
+    // Untimed: each file's bytes, through `get`, against the source; then it goes.
     for remote in [&r3, &r1] {
         let got = dir.join("got");
         let gots = got.to_str().context("the scratch dir's path is not UTF-8")?;
-        t.push(time(&mut || fs(&["get", remote, gots]))?);
+        fs(&["get", remote, gots])?;
         same_bytes(src, &got).with_context(|| format!("herd fs get {remote}"))?;
         std::fs::remove_file(&got)?;
         fs(&["rm", "-r", remote])?;
     }
     Ok(t)
+}
+
+/// Writes back every dirty page and drops the page cache (root only), so the next read comes
+/// from the disk.
+fn drop_caches() -> Result<()> {
+    let status = Command::new("sync").status().context("running sync")?;
+    if !status.success() {
+        bail!("sync failed: {status}");
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", b"3").context("dropping the page cache (needs root)")?;
+    Ok(())
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -483,6 +515,34 @@ impl Cluster {
             bail!("herd fs {} failed ({status}); {}", args.join(" "), log_tail(&log_path, 10));
         }
         Ok(())
+    }
+
+    /// `herd fs cat PATH` into /dev/null: the whole file read back (and checked against its
+    /// CRCs by the client), nothing written locally.
+    fn cat(&self, herd: &Path, path: &str, timeout: Duration) -> Result<()> {
+        let mut cmd = Command::new(herd);
+        cmd.env("RUST_BACKTRACE", "0").args(["fs", "--namenode", &self.namenode, "cat", path]);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    bail!("herd fs cat {path} failed ({status}): {err}");
+                }
+                return Ok(());
+            }
+            if t0.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("herd fs cat {path} did not finish within {timeout:?}; killed");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// What `herd up` printed after the cluster was up (a restarted or failed process makes the

@@ -229,8 +229,8 @@ fn serve(shared: &Shared, conn: u64, stream: TcpStream, peer: SocketAddr) {
             let op = write::WriteOp { block, new_gs, targets, client_name, stage, namenode_epoch };
             write::serve(shared, conn, &stream, op)
         }
-        Op::ReadBlock { block, offset, len, verify: _ } => read::serve(shared, &stream, block, offset, len, false),
-        Op::CopyBlock { block } => read::serve(shared, &stream, block, 0, 0, true),
+        Op::ReadBlock { block, offset, len, verify } => read::serve(shared, &stream, block, offset, len, false, verify),
+        Op::CopyBlock { block } => read::serve(shared, &stream, block, 0, 0, true, true),
         Op::InitRecovery { block, recovery_id, namenode_epoch } => {
             recover::serve(shared, &stream, namenode_epoch, block.id, || {
                 shared.store.init_recovery(block.id, block.gs, recovery_id)

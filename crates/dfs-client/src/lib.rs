@@ -37,7 +37,8 @@ pub mod writer;
 
 pub use client::{ClientConfig, CreateOptions, Dfs};
 pub use dfs_proto::client_nn::{
-    AdminState, DatanodeStatus, BlockHealth, ContentSummary, FileKind, LocatedBlocks, ReplicaHealth, ReplicaHealthState, ServerDefaults,
+    AdminState, BlockHealth, ContentSummary, DatanodeStatus, FileKind, LocatedBlocks, ReplicaHealth,
+    ReplicaHealthState, ServerDefaults,
 };
 pub use dfs_proto::{DatanodeInfo, ExtendedBlock, FileStatus, LocatedBlock, RemoteError};
 pub use error::{shell_reason, DfsError, Result, ShellReason};

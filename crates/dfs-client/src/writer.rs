@@ -36,6 +36,9 @@ use crate::lease::{LeaseGuard, LeaseRenewer};
 use plan::{decide, Break, Cut, Limits, Packetizer, Recovery};
 use stream::{BlockStream, Leftover};
 
+/// Blocks whose last acks may be outstanding at once while the next block streams.
+const FINISHING_MAX: usize = 2;
+
 /// A file open for writing. Bytes are acknowledged by the DataNodes as they stream;
 /// [`FileWriter::close`] waits for the last acknowledgement and closes the file on the
 /// NameNode. Dropping a writer without closing it abandons the stream: the file stays open
@@ -56,6 +59,11 @@ pub struct FileWriter {
     closed: bool,
     /// Set once a write failed: every later call fails the same way.
     failed: Option<String>,
+    /// Blocks whose data every node acknowledged and whose `last` packet (fsync, finalize) is
+    /// still being acknowledged, while the next block streams: the disk flushes one block
+    /// while the network carries the next. At most [`FINISHING_MAX`]; all are settled before
+    /// `complete`.
+    finishing: Vec<(ExtendedBlock, BlockStream)>,
     _lease: LeaseGuard,
 }
 
@@ -138,6 +146,7 @@ impl FileWriter {
             written: 0,
             closed: false,
             failed: None,
+            finishing: Vec::new(),
             _lease: lease,
         }
     }
@@ -192,7 +201,11 @@ impl FileWriter {
         if let Some(cut) = self.packer.flush(true) {
             self.send_cut(cut)?;
         }
-        self.end_block()
+        self.end_block()?;
+        for (b, s) in std::mem::take(&mut self.finishing) {
+            self.settle(b, s)?;
+        }
+        Ok(())
     }
 
     /// Complete, retried while the NameNode has no finalized replica of the last block yet.
@@ -264,21 +277,62 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Sends the `last` packet of the current block (if any) and waits for every ack.
+    /// Ends the current block (if any): waits until every node acknowledged its data, then
+    /// sends its `last` packet and moves on without waiting for that one's acks (see
+    /// `finishing`); a failure before the `last` packet is recovered as any other.
     fn end_block(&mut self) -> Result<()> {
         // A recovery ends the block itself, or moves its packets to a new block that still
         // needs its `last` packet; recoveries are bounded.
         while let Some(c) = self.current.as_mut() {
+            if let Err(brk) = c.stream.wait_acked() {
+                self.recover(brk)?;
+                continue;
+            }
             let end = c.stream.sent_end;
-            match c.stream.send(end, Vec::new(), true, true).and_then(|()| c.stream.wait_acked()) {
-                Ok(()) => {
-                    let c = self.current.take().expect("checked");
-                    self.last_block = Some(ExtendedBlock { len: end, ..c.block });
-                }
-                Err(brk) => self.recover(brk)?,
+            if let Err(brk) = c.stream.send(end, Vec::new(), true, true) {
+                self.recover(brk)?;
+                continue;
+            }
+            let c = self.current.take().expect("checked");
+            let block = ExtendedBlock { len: end, ..c.block };
+            self.last_block = Some(block);
+            self.finishing.push((block, c.stream));
+            while self.finishing.len() > FINISHING_MAX {
+                let (b, s) = self.finishing.remove(0);
+                self.settle(b, s)?;
             }
         }
         Ok(())
+    }
+
+    /// Waits for a finishing block's last acks. If some node failed to finalize it, the block
+    /// is still good if another did: the NameNode then lists a finalized replica of it (and
+    /// its replication monitor copies it back to full replication); if none did, the write
+    /// fails.
+    fn settle(&self, block: ExtendedBlock, stream: BlockStream) -> Result<()> {
+        let Err(brk) = stream.wait_acked() else { return Ok(()) };
+        drop(stream);
+        let started = Instant::now();
+        loop {
+            let lbs = self.inner.block_locations(&self.path, 0, u64::MAX >> 1)?;
+            let listed = lbs.blocks.iter().chain(lbs.last_block.iter()).any(|lb| {
+                lb.block.id == block.id && lb.block.gs == block.gs && !lb.locations.is_empty() && !lb.corrupt
+            });
+            if listed {
+                tracing::info!(
+                    block = block.id,
+                    "the block's last packet failed at some node ({brk:?}); another finalized it"
+                );
+                return Ok(());
+            }
+            if started.elapsed() > self.inner.config.complete_wait {
+                return Err(DfsError::WriteFailed {
+                    path: self.path.clone(),
+                    reason: format!("block {} was finalized by no DataNode ({brk:?})", block.id),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// AddBlock and a pipeline for it, excluding each node that fails to set up (bounded).

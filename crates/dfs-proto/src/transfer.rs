@@ -27,7 +27,7 @@
 use crate::block::{DatanodeInfo, ExtendedBlock};
 use crate::codec::{wire_enum, wire_struct, DecodeError, Message, Reader, Writer};
 use crate::rpc::{self, FrameError};
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::ops::Range;
 
 /// The data-transfer protocol version every op frame starts with.
@@ -38,6 +38,9 @@ pub const MAX_OP_FRAME_LEN: usize = 64 << 10;
 pub const CHUNK_LEN: usize = 512;
 /// The most data one packet carries.
 pub const MAX_PACKET_DATA_LEN: usize = 64 << 10;
+/// The most CRCs a packet carries: its data may start mid-chunk, so one more than its whole
+/// chunks.
+pub const MAX_PACKET_CRCS: usize = MAX_PACKET_DATA_LEN / CHUNK_LEN + 1;
 /// The largest block offset a packet may reach (the DataNode store's replica bound).
 pub const MAX_BLOCK_LEN: u64 = 1 << 40;
 
@@ -321,19 +324,50 @@ impl Packet {
     }
 
     /// Reads one packet (blocking). The header's limits are checked before the body is
-    /// allocated; the CRCs are not verified (see [`Packet::verify`]).
+    /// allocated; the CRCs are not verified (see [`Packet::verify`]). The data is read straight
+    /// into its own buffer, never zero-filled or copied: packets are most of what crosses a
+    /// pipeline.
     pub fn read_from(r: &mut impl Read) -> Result<Packet, FrameError> {
         let mut h = [0u8; PacketHeader::LEN];
         r.read_exact(&mut h)?;
         let header = PacketHeader::from_bytes(&h)?;
-        let mut body = vec![0u8; header.body_len()];
-        r.read_exact(&mut body)?;
-        Ok(Packet::decode_body(header, &body)?)
+        let mut raw = [0u8; 4 * MAX_PACKET_CRCS];
+        let raw = &mut raw[..4 * header.crc_count()];
+        r.read_exact(raw)?;
+        let crcs = raw.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let len = header.data_len as usize;
+        let mut data = Vec::with_capacity(len);
+        r.take(len as u64).read_to_end(&mut data)?;
+        if data.len() != len {
+            return Err(FrameError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("packet data: {} of {len} bytes before the end of the stream", data.len()),
+            )));
+        }
+        Ok(Packet { header, crcs, data })
     }
 
-    /// Writes the packet (blocking; no flush).
+    /// Writes the packet (blocking; no flush): the header and CRCs from one small buffer, the
+    /// data from its own, without copying it into a frame first.
     pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
-        w.write_all(&self.to_bytes())
+        assert_eq!(self.header.data_len as usize, self.data.len(), "packet data length");
+        assert_eq!(self.header.crc_count(), self.crcs.len(), "packet checksum count");
+        let mut head = Writer { buf: Vec::with_capacity(PacketHeader::LEN + 4 * self.crcs.len()) };
+        self.header.encode(&mut head);
+        for c in &self.crcs {
+            head.u32(*c);
+        }
+        let mut parts = [head.buf.as_slice(), self.data.as_slice()];
+        while !parts[0].is_empty() || !parts[1].is_empty() {
+            let n = w.write_vectored(&[IoSlice::new(parts[0]), IoSlice::new(parts[1])])?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            let first = n.min(parts[0].len());
+            parts[0] = &parts[0][first..];
+            parts[1] = &parts[1][n - first..];
+        }
+        Ok(())
     }
 }
 

@@ -64,9 +64,22 @@ fn a_put_survives_a_datanode_killed_mid_write() {
     // Then every block is back to three live replicas: the short block ended at the failure
     // is copied by the replication monitor (the supervisor also restarts the DataNode).
     let t0 = std::time::Instant::now();
-    c.wait_for("full replication", || {
-        let fsck = c.fs_ok(&["fsck", "/big.bin"]);
-        common::dfs::fully_replicated(&fsck).then_some(())
-    });
+    let last = std::cell::RefCell::new(String::new());
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.wait_for("full replication", || {
+            let fsck = c.fs_ok(&["fsck", "/big.bin"]);
+            let ok = common::dfs::fully_replicated(&fsck);
+            *last.borrow_mut() = fsck;
+            ok.then_some(())
+        })
+    }));
+    let log = |name: &str| std::fs::read_to_string(c.path().join(name)).unwrap_or_default();
+    assert!(
+        done.is_ok(),
+        "not fully replicated; last fsck:\n{}\nnamenode log:\n{}\ndatanode 2 log:\n{}",
+        last.borrow(),
+        log("namenode-1.log"),
+        log("datanode-2.log")
+    );
     eprintln!("fully replicated {:?} after the put returned", t0.elapsed());
 }

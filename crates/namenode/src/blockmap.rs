@@ -465,8 +465,7 @@ impl BlockMap {
         let Some(e) = self.blocks.get(&block) else { return false };
         let (current, complete) = (e.block, !e.under_construction);
         if complete && s.gs < current.gs {
-            self.forget_replica(dn, block);
-            self.invalidate.entry(dn.to_string()).or_default().insert(Block { id: block, gs: s.gs, len: s.len });
+            self.delete_replica(block, dn);
             return false;
         }
         let finalized = s.gs == current.gs && s.state == ReplicaState::Finalized;
@@ -607,11 +606,21 @@ impl BlockMap {
         let mut needy: Vec<(u8, u64)> = Vec::new();
         let mut excess: Vec<(u64, String)> = Vec::new();
         let mut corrupt_done: Vec<u64> = Vec::new();
+        let mut unfinished: Vec<(u64, String)> = Vec::new();
         for (id, e) in &self.blocks {
             if e.under_construction {
                 continue;
             }
             let c = self.counts(*id, e);
+            if c.live > 0 {
+                // A replica still being written of a block that is complete (its DataNode
+                // died before the last packet, and came back) will never be finalized; it
+                // goes, so that its DataNode can take a good copy. Not while it might be
+                // all there is.
+                unfinished.extend(
+                    e.replicas.iter().filter(|(_, s)| s.state == ReplicaState::Rbw).map(|(dn, _)| (*id, dn.clone())),
+                );
+            }
             let want = usize::from(e.replication);
             if c.live >= want {
                 if c.corrupt > 0 {
@@ -644,7 +653,7 @@ impl BlockMap {
             }
         }
 
-        for (id, dn) in excess {
+        for (id, dn) in excess.into_iter().chain(unfinished) {
             self.delete_replica(id, &dn);
         }
         for id in corrupt_done {

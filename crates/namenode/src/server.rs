@@ -284,7 +284,12 @@ impl Namenode {
         let (view_tx, view_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
             journal,
-            state: Mutex::new(State { blocks: loaded, datanodes: BTreeMap::new(), commands: BTreeMap::new(), excluded }),
+            state: Mutex::new(State {
+                blocks: loaded,
+                datanodes: BTreeMap::new(),
+                commands: BTreeMap::new(),
+                excluded,
+            }),
             epoch: AtomicI64::new(0),
             view: view_rx,
             recovering: Mutex::new(BTreeSet::new()),

@@ -62,6 +62,13 @@ impl ReplicaReader {
     /// A chunk that does not match, or that the data or meta file lacks, is
     /// `Corrupt { offset }` at the chunk's start; no byte of a bad chunk is ever returned.
     pub fn read(&self, offset: u64, len: u64) -> Result<Chunks> {
+        self.read_with(offset, len, true)
+    }
+
+    /// [`Self::read`], checking the chunks against their CRCs only if `verify` (a reader that
+    /// checks them itself, as every file system client does, spares the DataNode a pass).
+    /// The sizes are checked either way.
+    fn read_with(&self, offset: u64, len: u64, verify: bool) -> Result<Chunks> {
         let id = self.id;
         if len > MAX_READ_LEN {
             return Err(StoreError::TooLarge { id, what: "read", len, limit: MAX_READ_LEN });
@@ -81,7 +88,7 @@ impl ReplicaReader {
         let end = (meta::chunks(end) * meta::CHUNK).min(length);
         let (data, crcs) = read_span(id, &self.data, &self.meta, start, end, &self.inner.dirs[self.dir])?;
         let want = meta::chunks(end) - start / meta::CHUNK;
-        if let Some(bad) = meta::first_mismatch(&data, &crcs) {
+        if let Some(bad) = verify.then(|| meta::first_mismatch(&data, &crcs)).flatten() {
             return Err(StoreError::Corrupt { id, offset: start + bad as u64 * meta::CHUNK });
         }
         // Every chunk present matched; a file that ended early lacks the chunk after them.
@@ -115,7 +122,12 @@ impl ReplicaReader {
     /// (aligned to 64 KiB in the replica), so a whole block is never in memory at once.
     /// The stream ends after the first error.
     pub fn chunks(&self, offset: u64, len: u64) -> ChunkStream<'_> {
-        ChunkStream { reader: self, next: offset, end: offset.saturating_add(len), failed: false }
+        ChunkStream { reader: self, next: offset, end: offset.saturating_add(len), failed: false, verify: true }
+    }
+
+    /// [`Self::chunks`] without checking the CRCs (the receiver checks them).
+    pub fn chunks_unverified(&self, offset: u64, len: u64) -> ChunkStream<'_> {
+        ChunkStream { verify: false, ..self.chunks(offset, len) }
     }
 
     /// Checks that the data file is as long as the replica and the meta file exactly as long
@@ -151,6 +163,7 @@ pub struct ChunkStream<'a> {
     next: u64,
     end: u64,
     failed: bool,
+    verify: bool,
 }
 
 /// The size of one piece of a chunk stream.
@@ -164,7 +177,7 @@ impl Iterator for ChunkStream<'_> {
             return None;
         }
         let piece_end = (self.next - self.next % PIECE + PIECE).min(self.end);
-        match self.reader.read(self.next, piece_end - self.next) {
+        match self.reader.read_with(self.next, piece_end - self.next, self.verify) {
             Ok(c) => {
                 self.next = c.end().max(piece_end);
                 Some(Ok(c))

@@ -11,9 +11,11 @@
 //!                  fails its checksum, naming its offset; Error for an I/O error)
 //! ```
 //!
-//! Every chunk is checked against its CRC by the store before it is sent (so the `verify`
-//! flag of `ReadBlock` changes nothing), and the client checks it again on arrival: a byte
-//! flipped on disk or on the wire is never taken as data. `CopyBlock` is a read of a whole
+//! With `verify` (and always for `CopyBlock`) every chunk is checked against its CRC by the
+//! store before it is sent; without it the chunks go out with their stored CRCs unchecked,
+//! as HDFS's DataNode sends them, and the reader checks them on arrival (the file system
+//! client always does, and reports a corrupt replica). Either way a byte flipped on disk or
+//! on the wire is never taken as data. `CopyBlock` is a read of a whole
 //! finalized replica whose generation stamp is exactly `block.gs`.
 
 use std::io::Write as _;
@@ -33,6 +35,7 @@ pub(super) fn serve(
     offset: u64,
     len: u64,
     whole: bool,
+    verify: bool,
 ) -> Result<(), String> {
     let id = block.id;
     let refuse = |status: Status, why: String| {
@@ -72,7 +75,8 @@ pub(super) fn serve(
     let mut seqno = 0;
     let mut at = first;
     let mut failure = None;
-    for piece in reader.chunks(offset, len) {
+    let stream = if verify || whole { reader.chunks(offset, len) } else { reader.chunks_unverified(offset, len) };
+    for piece in stream {
         let c = match piece {
             Ok(c) => c,
             Err(e) => {

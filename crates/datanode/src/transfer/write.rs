@@ -171,9 +171,8 @@ impl Receiver<'_> {
         let (shared, up, downstream_len) = (self.shared, self.up, self.downstream_len);
         let (received, responded) = std::thread::scope(|scope| {
             let responder = Responder { shared, up, down: down_acks, downstream_len, id, broken: &broken };
-            let handle = std::thread::Builder::new()
-                .name(format!("dn-ack-{id}"))
-                .spawn_scoped(scope, move || responder.run(rx));
+            let handle =
+                std::thread::Builder::new().name(format!("dn-ack-{id}")).spawn_scoped(scope, move || responder.run(rx));
             let handle = match handle {
                 Ok(h) => h,
                 Err(e) => return (Err(format!("block {id}: starting the responder: {e}")), Ok(())),
@@ -260,11 +259,12 @@ impl Receiver<'_> {
         Err(why)
     }
 
-    /// Writes, syncs and (on `last`) finalizes one verified packet; this node's status.
+    /// Writes, syncs and (on `last`) finalizes one packet `receive` verified; this node's
+    /// status.
     fn write(&mut self, p: &Packet) -> Status {
         let h = p.header;
         let Some(w) = self.writer.as_mut() else { return Status::ErrorInvalid };
-        let r = w.write_packet_checked(h.offset_in_block, &p.data, &p.crcs).and_then(|()| {
+        let r = w.write_packet_verified(h.offset_in_block, &p.data, &p.crcs).and_then(|()| {
             if h.sync || h.last {
                 w.flush(true)
             } else {
@@ -287,7 +287,6 @@ impl Receiver<'_> {
             }
         }
     }
-
 }
 
 /// The responder: acknowledges queued packets upstream in order, each once downstream did.
@@ -316,7 +315,8 @@ impl Responder<'_> {
                         if down_ok {
                             match PipelineAck::read_from(&mut &*d) {
                                 Ok(ack)
-                                    if ack.seqno == seqno && (1..=self.downstream_len).contains(&ack.statuses.len()) =>
+                                    if ack.seqno == seqno
+                                        && (1..=self.downstream_len).contains(&ack.statuses.len()) =>
                                 {
                                     statuses.extend(ack.statuses)
                                 }

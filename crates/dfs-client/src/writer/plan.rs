@@ -5,7 +5,8 @@
 /// Cuts a byte stream into packets within blocks.
 ///
 /// A packet holds at most `packet_len` bytes and never crosses a block boundary; the packet
-/// that fills a block carries the sync flag and ends the block.
+/// that fills a block ends it (the block's empty `last` packet, sent after it, makes each node
+/// fsync and finalize).
 #[derive(Debug, Clone)]
 pub(crate) struct Packetizer {
     pub(crate) block_size: u64,
@@ -20,7 +21,7 @@ pub(crate) struct Packetizer {
 pub(crate) struct Cut {
     pub(crate) offset: u64,
     pub(crate) data: Vec<u8>,
-    /// Fsync on every node before acknowledging (the block's last data, or an hflush).
+    /// Fsync on every node before acknowledging (an hflush, or the file's last data).
     pub(crate) sync: bool,
     /// The block is full after this packet.
     pub(crate) ends_block: bool,
@@ -61,7 +62,7 @@ impl Packetizer {
         if ends_block {
             self.offset = 0;
         }
-        Cut { offset, data, sync: sync || ends_block, ends_block }
+        Cut { offset, data, sync, ends_block }
     }
 
     /// The current block ended early (after a pipeline recovery): what is buffered goes to the
@@ -175,10 +176,11 @@ mod tests {
 
     #[test]
     fn packets_are_cut_at_packet_size_and_block_ends() {
-        // Block 10 000, packets 4096: 4096, 4096, 1808 (sync, ends), then the next block.
+        // Block 10 000, packets 4096: 4096, 4096, 1808 (ends the block; its `last` packet
+        // syncs), then the next block.
         let mut p = Packetizer::new(10_000, 4096, 0);
         let cuts = feed(&mut p, &[7u8; 12_000]);
-        assert_eq!(cuts, vec![(0, 4096, false, false), (4096, 4096, false, false), (8192, 1808, true, true)]);
+        assert_eq!(cuts, vec![(0, 4096, false, false), (4096, 4096, false, false), (8192, 1808, false, true)]);
         // 2000 bytes wait in the buffer for more or for close.
         let last = p.flush(true).expect("buffered bytes");
         assert_eq!((last.offset, last.data.len(), last.sync, last.ends_block), (0, 2000, true, false));
@@ -208,7 +210,7 @@ mod tests {
     fn an_appended_block_continues_at_its_length() {
         let mut p = Packetizer::new(1000, 300, 900);
         let cuts = feed(&mut p, &[1u8; 400]);
-        assert_eq!(cuts, vec![(900, 100, true, true), (0, 300, false, false)]);
+        assert_eq!(cuts, vec![(900, 100, false, true), (0, 300, false, false)]);
     }
 
     #[test]

@@ -161,6 +161,39 @@ fn corrupt_replica_is_never_a_source_and_deleted_once_fully_replicated() {
 }
 
 #[test]
+fn unfinished_replica_of_a_complete_block_goes_and_its_node_gets_a_copy() {
+    // dn3 died before the block's last packet and came back with its replica still rbw: it
+    // will never be finalized, and while it is there dn3 is no target for the copy.
+    let mut m = BlockMap::new(Config { min_free_bytes: 0, ..Config::default() });
+    for i in 1..=3 {
+        m.datanode_joined(&format!("dn{i}"), 1, "/r1", 100 * GB, GB);
+    }
+    place(&mut m, 1, 3, &["dn1", "dn2"]);
+    let rbw = ReportedReplica { id: 1, gs: 1, len: 60, state: ReplicaState::Rbw };
+    m.block_report("dn3", 1, &[rbw]).unwrap();
+    let cmds = m.tick(t0());
+    assert_eq!(invalidates(&cmds), vec![("dn3".to_string(), vec![1])]);
+    assert_eq!(transfers(&cmds), vec![]);
+    m.incremental("dn3", 1, &[], &[1]).unwrap();
+    let cmds = m.tick(t0());
+    assert_eq!(transfers(&cmds).iter().map(|t| t.2.clone()).collect::<Vec<_>>(), vec![s(&["dn3"])]);
+    // The same for a replica at an older stamp (its DataNode missed a pipeline recovery): no
+    // copy goes to its node in the tick that deletes it.
+    place(&mut m, 3, 3, &["dn1", "dn2"]);
+    m.block_report("dn3", 1, &[fin(1, 1, 100), fin(3, 0, 100)]).unwrap();
+    let cmds = m.tick(t0());
+    assert!(invalidates(&cmds).contains(&("dn3".to_string(), vec![3])), "{cmds:?}");
+    assert!(transfers(&cmds).iter().all(|t| t.0 != 3), "{cmds:?}");
+    m.incremental("dn3", 1, &[], &[3]).unwrap();
+    assert!(transfers(&m.tick(t0())).iter().any(|t| t.0 == 3 && t.2 == s(&["dn3"])));
+    // But an rbw replica that is all a block has is kept.
+    place(&mut m, 2, 3, &[]);
+    m.incremental("dn1", 1, &[ReportedReplica { id: 2, gs: 1, len: 100, state: ReplicaState::Rbw }], &[]).unwrap();
+    assert!(invalidates(&m.tick(t0())).iter().all(|(_, b)| !b.contains(&2)));
+    m.check_invariants().unwrap();
+}
+
+#[test]
 fn corrupt_replica_gives_up_its_node_when_no_other_target_exists() {
     // Three DataNodes, replication 3, one replica corrupt: the only target for a good copy is
     // the node holding the corrupt one. It is deleted first; the node is a target again only

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dfs_proto::client_nn::{
-    AdminState, BadReplica, DatanodeStatus, BlockHealth as WireHealth, ContentSummary as WireSummary, LocatedBlocks, ReplicaHealth,
-    ReplicaHealthState, ServerDefaults,
+    AdminState, BadReplica, BlockHealth as WireHealth, ContentSummary as WireSummary, DatanodeStatus, LocatedBlocks,
+    ReplicaHealth, ReplicaHealthState, ServerDefaults,
 };
 use dfs_proto::rpc::{RemoteError, Request};
 use dfs_proto::transfer::{CHUNK_LEN, MAX_PACKET_DATA_LEN};
