@@ -421,12 +421,12 @@ fn free_port_base() -> Result<u16> {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let base = 10_000 + (seed >> 33) as u16 % 14_000;
         let held: Vec<TcpListener> =
-            [2181, 2888, 8020].iter().map_while(|p| TcpListener::bind(("127.0.0.1", p + base)).ok()).collect();
-        if held.len() == 3 {
+            [2181, 2888, 8020, 9870].iter().map_while(|p| TcpListener::bind(("127.0.0.1", p + base)).ok()).collect();
+        if held.len() == 4 {
             return Ok(base);
         }
     }
-    bail!("found no port base with the keeper's and NameNode's ports free")
+    bail!("found no port base with the keeper's and NameNode's (RPC and HTTP) ports free")
 }
 
 /// A `herd up` cluster: the `herd up` process, stopped by its pid when dropped (SIGINT, then

@@ -25,6 +25,9 @@ pub struct NamenodeArgs {
     /// The control RPC address (HDFS's 8020).
     #[arg(long, default_value = "127.0.0.1:8020")]
     listen: SocketAddr,
+    /// The HTTP address (HDFS's 9870): `GET /status` (JSON), later WebHDFS.
+    #[arg(long, default_value = "127.0.0.1:9870")]
+    http: SocketAddr,
     /// Keepers, `host:port,...`: membership and the DataNode view.
     #[arg(long)]
     keepers: String,
@@ -87,6 +90,7 @@ pub async fn run(a: NamenodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
         id: a.id.clone(),
         data_dir: a.data_dir.clone(),
         rpc_listen: a.listen,
+        http_listen: a.http,
         membership,
         watch_client,
         topology,
@@ -107,7 +111,7 @@ pub async fn run(a: NamenodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
     let nn = Namenode::start(config, reporter).await.context("starting the namenode")?;
     // The one line on stdout: `herd up` and tests read the bound address from it.
-    println!("herd namenode ready rpc={}", nn.rpc_addr());
+    println!("herd namenode ready rpc={} http={}", nn.rpc_addr(), nn.http_addr());
     crate::stop_signal().await;
     tracing::info!("namenode stopping on signal");
     nn.shutdown().await;

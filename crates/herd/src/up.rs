@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 /// Default ports before `--port-base` is added. Keeper I (1-based) uses these plus I - 1.
 pub const KEEPER_CLIENT_PORT: u16 = 2181;
 pub const KEEPER_PEER_PORT: u16 = 2888;
-/// The NameNode's RPC port (HDFS's), plus the base.
+/// The NameNode's RPC and HTTP ports (HDFS's), plus the base.
 pub const NAMENODE_RPC_PORT: u16 = 8020;
+pub const NAMENODE_HTTP_PORT: u16 = 9870;
 /// Ensemble sizes `--keepers` accepts: odd, so a majority survives the loss of a minority.
 const KEEPERS_ALLOWED: [u8; 3] = [1, 3, 5];
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,8 +46,8 @@ pub struct UpArgs {
     /// Keepers to run: 1 (standalone) or an ensemble of 3 or 5.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_keepers)]
     keepers: u8,
-    /// DataNodes to run, with one NameNode (on 8020 + B); 0 runs no file system. DataNodes
-    /// take free data ports, listed in cluster.json.
+    /// DataNodes to run, with one NameNode (RPC on 8020 + B, HTTP on 9870 + B); 0 runs no file
+    /// system. DataNodes take free data ports, listed in cluster.json.
     #[arg(long, value_name = "N", default_value_t = 3)]
     datanodes: u16,
     #[command(flatten)]
@@ -164,6 +165,9 @@ fn dfs_specs(
         .checked_add(port_base)
         .with_context(|| format!("--port-base {port_base} pushes the namenode's port past 65535"))?;
     let rpc = format!("127.0.0.1:{rpc_port}");
+    let http_port = NAMENODE_HTTP_PORT
+        .checked_add(port_base)
+        .with_context(|| format!("--port-base {port_base} pushes the namenode's HTTP port past 65535"))?;
     let spec = |name: String, args: Vec<String>, log: &str, ready: &str| ChildSpec {
         name,
         program: program.clone(),
@@ -182,6 +186,8 @@ fn dfs_specs(
         d("namenode"),
         "--listen".to_owned(),
         rpc.clone(),
+        "--http".to_owned(),
+        format!("127.0.0.1:{http_port}"),
         "--keepers".to_owned(),
         keepers.to_owned(),
     ];

@@ -66,4 +66,18 @@ fn the_shell_round_trips_files_and_reports_like_hadoop() {
     let rm = c.fs_ok(&["rm", "-r", "/d"]);
     assert_eq!(rm, "Deleted /d\n");
     assert_eq!(c.fs(&["ls", "/d"]).status.code(), Some(1));
+
+    // cluster.json names the NameNode's HTTP port, which answers GET /status with the
+    // DataNodes it has and the health of its blocks.
+    let json = c.cluster_json().expect("cluster.json");
+    let nn = json["processes"].as_array().unwrap().iter().find(|p| p["role"] == "namenode").expect("a namenode").clone();
+    let http = nn["addrs"]["http"].as_str().expect("an http address").to_string();
+    let mut s = std::net::TcpStream::connect(&http).expect("connect to the http port");
+    std::io::Write::write_all(&mut s, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut s, &mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    let body: serde_json::Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).expect("JSON");
+    assert_eq!(body["datanodes"].as_array().map(Vec::len), Some(3), "{body}");
+    assert_eq!(body["blocks"]["missing"], 0, "{body}");
 }

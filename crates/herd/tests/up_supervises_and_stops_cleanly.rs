@@ -49,7 +49,7 @@ fn up_restarts_a_killed_keeper_and_stops_on_sigterm() {
     let mut up = Command::new(common::herd_bin())
         .args(["up", "--dir"])
         .arg(dir.path())
-        .args(["--port-base", &base.to_string()])
+        .args(["--port-base", &base.to_string(), "--datanodes", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -128,6 +128,7 @@ impl DfsCluster {
         let mut args: Vec<String> = ["namenode", "--data-dir"].iter().map(|s| s.to_string()).collect();
         args.push(self.path().join("namenode").display().to_string());
         args.extend(["--listen".into(), self.namenode_addr.clone(), "--keepers".into(), self.keepers()]);
+        args.extend(["--http".into(), "127.0.0.1:0".into()]);
         args.extend(self.namenode_extra.iter().cloned());
         self.namenode = Some(Daemon::start(&args, "namenode"));
     }

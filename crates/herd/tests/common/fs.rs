@@ -109,16 +109,16 @@ impl FsCluster {
 }
 
 /// A `--port-base` B with the keeper's ports (2181 + B, 2888 + B) and the NameNode's
-/// (8020 + B) free now; B comes from a port the kernel hands out, so parallel tests differ.
+/// (8020 + B, 9870 + B) free now; B comes from a port the kernel hands out, so parallel tests
+/// differ.
 fn free_fs_port_base() -> u16 {
     for _ in 0..100 {
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let Some(base) = free.checked_sub(8020) else { continue };
-        let held: Vec<_> = [2181 + base, 2888 + base, 8020 + base]
-            .into_iter()
-            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if held.len() == 3 {
+        let Some(base) = free.checked_sub(9870) else { continue };
+        // Keeper client and peer, NameNode RPC and HTTP.
+        let ports: Vec<u16> = [2181u16, 2888, 8020, 9870].iter().filter_map(|p| p.checked_add(base)).collect();
+        let held: Vec<_> = ports.iter().map_while(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
+        if ports.len() == 4 && held.len() == 4 {
             return base;
         }
     }
