@@ -279,16 +279,25 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     // One listener for the whole run, so a signal that lands during a restart is not missed.
     let stop_signal = crate::stop_signal();
     tokio::pin!(stop_signal);
-    let cancel = CancellationToken::new();
+    // Keepers stop last, so that every other role can still leave the views (and end its
+    // keeper session) while it stops.
+    let (cancel_keepers, cancel_others) = (CancellationToken::new(), CancellationToken::new());
     let (updates_tx, mut updates) = mpsc::channel(roles.len() * 8);
-    let mut tasks = JoinSet::new();
+    let (mut keepers, mut others) = (JoinSet::new(), JoinSet::new());
     for (index, (r, inc)) in roles.into_iter().zip(started).enumerate() {
-        let (cancel, tx) = (cancel.clone(), updates_tx.clone());
+        let is_keeper = r.role == "keeper";
+        let cancel = if is_keeper { cancel_keepers.clone() } else { cancel_others.clone() };
+        let tx = updates_tx.clone();
         // A give-up is reported through `updates` (State::Failed); the task's own result adds
         // nothing to it.
-        tasks.spawn(async move {
+        let task = async move {
             let _ = supervise::run(&r.spec, inc, index, &cancel, Some(&tx)).await;
-        });
+        };
+        if is_keeper {
+            keepers.spawn(task);
+        } else {
+            others.spawn(task);
+        }
     }
     drop(updates_tx);
 
@@ -315,8 +324,10 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     // The tasks stop their children in parallel. Closing the channel first means none of them
     // can be stuck sending a status nobody reads.
     drop(updates);
-    cancel.cancel();
-    while tasks.join_next().await.is_some() {}
+    cancel_others.cancel();
+    while others.join_next().await.is_some() {}
+    cancel_keepers.cancel();
+    while keepers.join_next().await.is_some() {}
     let _ = std::fs::remove_file(a.dir.join("cluster.json"));
     result
 }
