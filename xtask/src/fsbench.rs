@@ -2,7 +2,8 @@
 //! replication 1 and 3 on a `herd up` cluster (one keeper, one NameNode, 3 DataNodes on
 //! loopback), side by side in the same run with this machine's own limit: the same bytes
 //! written to 1 and to 3 local files (3 at once, as a 3-replica pipeline writes 3 copies on
-//! this one disk), each fsynced once at its end, and a local copy read back.
+//! this one disk) with the DataNodes' fsync policy (an fsync at the end of every 128 MiB block,
+//! see [`BLOCK`]), and a local copy read back.
 //!
 //! Everything lives in one temporary directory on one file system: the source file, the local
 //! copies, the cluster's data dirs and the file `get` writes. Reads are measured twice: warm
@@ -325,6 +326,11 @@ fn write_source(path: &Path, size: u64) -> Result<()> {
 
 /// Copies `src` into a new file `dst` 1 MiB at a time and fsyncs it once at its end (as a
 /// DataNode fsyncs each block file once at its end).
+/// The fsync policy both sides share: a DataNode fsyncs each block file once, at the block's
+/// end (HDFS's 128 MiB blocks, herd's default), so a local copy is fsynced after every
+/// `BLOCK` bytes it wrote and at its end.
+const BLOCK: u64 = 128 << 20;
+
 fn copy_fsync(src: &Path, dst: &Path) -> Result<()> {
     let mut r = File::open(src).with_context(|| format!("opening {}", src.display()))?;
     let mut w = File::options()
@@ -333,12 +339,17 @@ fn copy_fsync(src: &Path, dst: &Path) -> Result<()> {
         .open(dst)
         .with_context(|| format!("creating {}", dst.display()))?;
     let mut buf = vec![0u8; BUF];
+    let mut written = 0u64;
     loop {
         let n = read_full(&mut r, &mut buf)?;
         if n == 0 {
             break;
         }
         w.write_all(&buf[..n]).with_context(|| format!("writing {}", dst.display()))?;
+        written += n as u64;
+        if written.is_multiple_of(BLOCK) {
+            w.sync_data().with_context(|| format!("fsync of {}", dst.display()))?;
+        }
     }
     w.sync_all().with_context(|| format!("fsync of {}", dst.display()))
 }

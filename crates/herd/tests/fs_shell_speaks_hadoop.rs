@@ -70,7 +70,8 @@ fn the_shell_round_trips_files_and_reports_like_hadoop() {
     // cluster.json names the NameNode's HTTP port, which answers GET /status with the
     // DataNodes it has and the health of its blocks.
     let json = c.cluster_json().expect("cluster.json");
-    let nn = json["processes"].as_array().unwrap().iter().find(|p| p["role"] == "namenode").expect("a namenode").clone();
+    let nn =
+        json["processes"].as_array().unwrap().iter().find(|p| p["role"] == "namenode").expect("a namenode").clone();
     let http = nn["addrs"]["http"].as_str().expect("an http address").to_string();
     let mut s = std::net::TcpStream::connect(&http).expect("connect to the http port");
     std::io::Write::write_all(&mut s, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

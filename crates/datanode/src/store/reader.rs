@@ -1,6 +1,7 @@
 //! `ReplicaReader`: verified reads of whole chunks, and a stream of them.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 use super::{lock, read_span, Inner, MAX_READ_LEN};
@@ -51,6 +52,17 @@ pub struct ReplicaReader {
 impl ReplicaReader {
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Tells the kernel the replica will be read from start to end (a whole-block read, a
+    /// copy): it reads ahead further, so a cold read streams from the disk instead of waiting
+    /// on each 64 KiB piece. Advice only; an error changes nothing.
+    pub fn advise_sequential(&self) {
+        for f in [&self.data, &self.meta] {
+            // SAFETY: posix_fadvise on a file descriptor this reader owns; it only sets the
+            // kernel's read-ahead policy for it.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+        }
     }
 
     /// The replica's length now (it grows while the replica is being written).

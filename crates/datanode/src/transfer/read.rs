@@ -27,6 +27,9 @@ use dfs_proto::ExtendedBlock;
 use super::{respond, status_of, Shared};
 use crate::ReplicaState;
 
+/// A read at least this long is announced to the kernel as sequential (more read-ahead).
+const SEQUENTIAL_READ: u64 = 1 << 20;
+
 /// Serves one read (`whole`: a `CopyBlock` of the finalized replica).
 pub(super) fn serve(
     shared: &Shared,
@@ -61,6 +64,9 @@ pub(super) fn serve(
         Err(e) => return refuse(status_of(&e), e.to_string()),
     };
     let (offset, len) = if whole { (0, length) } else { (offset, len) };
+    if len >= SEQUENTIAL_READ {
+        reader.advise_sequential();
+    }
     let end = match offset.checked_add(len) {
         Some(end) if end <= length => end,
         _ => {
