@@ -27,10 +27,8 @@ use datanode::{ReplicaState, Store};
 use dfs_proto::dn_nn::{DatanodeCommand, HeartbeatResponse, ReplicaState as WireState, ReportedReplica};
 use dfs_proto::rpc::{self, Protocol, MAX_FRAME_LEN};
 use dfs_proto::{DatanodeInfo, DatanodeRequest, DatanodeResponse, ExtendedBlock, RemoteError, Request, Response};
-use keeper::config::KeeperConfig;
 use member::client::{ClientConfig, Session};
 use member::membership::{HerdOptions, MembershipConfig};
-use tokio_util::sync::CancellationToken;
 
 use common::{bytes, TIMEOUT};
 
@@ -165,47 +163,25 @@ fn serve(mut s: TcpStream, state: Arc<(Mutex<NnState>, Condvar)>) {
 // ---------------------------------------------------------------------------------------------
 // A keeper, and DataNodes.
 
-struct TestKeeper {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
+/// The member tests' in-process keeper (one copy of it, shared).
+#[path = "../../member/tests/common/mod.rs"]
+mod member_common;
+use member_common::TestKeeper;
 
-impl TestKeeper {
-    async fn start() -> TestKeeper {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let cfg = KeeperConfig {
-            data_dir: dir.path().join("keeper"),
-            client_addr: "127.0.0.1:0".parse().expect("literal address"),
-            tick_time_ms: 100,
-            max_session_timeout_ms: Some(30_000),
-            ..KeeperConfig::default()
-        };
-        let stop = CancellationToken::new();
-        let k = keeper::server::Keeper::start(cfg, stop.clone()).await.expect("keeper starts");
-        TestKeeper { addr: k.client_addr, stop, _dir: dir }
-    }
-
-    fn client(&self) -> ClientConfig {
-        ClientConfig {
-            hosts: vec![self.addr.to_string()],
-            session_timeout: Duration::from_secs(4),
-            auth: Vec::new(),
-            connect_timeout: Duration::from_secs(2),
-            ping_interval: Some(Duration::from_millis(100)),
-        }
-    }
-}
-
-impl Drop for TestKeeper {
-    fn drop(&mut self) {
-        self.stop.cancel();
+/// A session config for the keeper as a member daemon has it.
+fn keeper_client(k: &TestKeeper) -> ClientConfig {
+    ClientConfig {
+        hosts: vec![k.addr.to_string()],
+        session_timeout: Duration::from_secs(4),
+        auth: Vec::new(),
+        connect_timeout: Duration::from_secs(2),
+        ping_interval: Some(Duration::from_millis(100)),
     }
 }
 
 fn config(k: &TestKeeper, nn: &TestNamenode, id: &str, dir: &Path, heartbeat: Duration) -> DatanodeConfig {
     let membership = MembershipConfig {
-        client: k.client(),
+        client: keeper_client(k),
         group: String::new(),
         id: String::new(),
         payload: Vec::new(),
@@ -413,7 +389,7 @@ fn heartbeats_carry_space_and_an_expelled_datanode_registers_anew() {
     // Expelled (its member znode deleted): it rejoins as a new incarnation and registers that.
     let from = nn.log_len();
     rt.block_on(async {
-        let s = Session::connect(keeper.client()).await.expect("a keeper session");
+        let s = Session::connect(keeper_client(&keeper)).await.expect("a keeper session");
         s.delete("/herd/members/datanode/dn2", -1).await.expect("delete the member znode");
         let _ = s.close().await;
     });

@@ -274,16 +274,22 @@ impl Shell {
         self.failed = true;
     }
 
-    /// The paths an argument names (its glob expanded); an error printed if none.
-    fn expand(&mut self, arg: &str) -> Vec<Item> {
-        let abs = self.abs(arg);
-        let found = if dfs_client::glob::is_glob(arg) {
+    /// The (absolute path, status) of what an argument names: its glob expanded, or the one
+    /// path if it has no wildcard (none if nothing is there).
+    fn lookup(&self, arg: &str) -> Result<Vec<(String, FileStatus)>, DfsError> {
+        if dfs_client::glob::is_glob(arg) {
             // Keep the pattern's own slashes: globbing works on the argument, made absolute.
             let pattern = if arg.starts_with('/') { arg.to_string() } else { format!("{}/{arg}", self.home) };
             self.dfs.glob(&pattern)
         } else {
+            let abs = self.abs(arg);
             self.dfs.status(&abs).map(|s| s.map(|s| (abs.clone(), s)).into_iter().collect())
-        };
+        }
+    }
+
+    /// The paths an argument names (its glob expanded); an error printed if none.
+    fn expand(&mut self, arg: &str) -> Vec<Item> {
+        let found = self.lookup(arg);
         match found {
             Ok(v) if v.is_empty() => {
                 self.fail_with(arg, "No such file or directory");
@@ -409,13 +415,7 @@ impl Shell {
 
     /// [`Shell::expand`] without the "No such file" error (for rm -f); other errors printed.
     fn expand_quiet(&mut self, arg: &str) -> Result<Vec<Item>, ()> {
-        let abs = self.abs(arg);
-        let found = if dfs_client::glob::is_glob(arg) {
-            let pattern = if arg.starts_with('/') { arg.to_string() } else { format!("{}/{arg}", self.home) };
-            self.dfs.glob(&pattern)
-        } else {
-            self.dfs.status(&abs).map(|s| s.map(|s| (abs.clone(), s)).into_iter().collect())
-        };
+        let found = self.lookup(arg);
         match found {
             Ok(v) => Ok(v.into_iter().map(|(p, status)| Item { shown: self.shown(arg, &p), abs: p, status }).collect()),
             Err(e) => {
