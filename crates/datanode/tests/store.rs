@@ -162,12 +162,13 @@ fn reads_at_arbitrary_offsets() {
 fn stream_does_not_load_the_whole_block() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let (data, w) = write_replica(&store, 1, 1, &[65536, 65536, 65536, 1000]);
+    let piece = dfs_proto::transfer::MAX_PACKET_DATA_LEN;
+    let (data, w) = write_replica(&store, 1, 1, &[piece, piece, piece, 1000]);
     w.finalize().unwrap();
     let r = store.open_reader(1, 1).unwrap();
     let pieces: Vec<_> = r.chunks(0, data.len() as u64).map(|p| p.unwrap()).collect();
     assert_eq!(pieces.len(), 4);
-    assert!(pieces.iter().all(|p| p.data.len() <= 65536));
+    assert!(pieces.iter().all(|p| p.data.len() <= piece));
     assert_eq!(pieces.concat_data(), data);
 }
 

@@ -22,7 +22,7 @@ pub struct ClientConfig {
     pub datanode_timeout: Duration,
     /// How long one NameNode call keeps retrying a broken connection.
     pub namenode_retry_for: Duration,
-    /// Data bytes per packet (at most 64 KiB).
+    /// Data bytes per packet (at most 256 KiB).
     pub packet_len: usize,
     /// Packets sent and not yet acknowledged, at most.
     pub window_packets: usize,

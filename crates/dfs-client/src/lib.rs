@@ -7,7 +7,7 @@
 //!   once (the NameNode's retry cache). Errors keep Hadoop's exception classes
 //!   ([`DfsError::Remote`]); [`shell_reason`] words them as Hadoop's shell does.
 //! - **A write is acknowledged data or an error.** [`FileWriter`] cuts bytes into packets of
-//!   64 KiB (CRC32C per 512-byte chunk) and keeps at most a window of them in flight to the
+//!   256 KiB (CRC32C per 512-byte chunk) and keeps at most a window of them in flight to the
 //!   pipeline; `close` returns only once every packet was acknowledged by every node of its
 //!   pipeline and the NameNode closed the file. A DataNode that dies mid-block is dropped from
 //!   the pipeline (pipeline recovery: new generation stamp, survivors cut to the acknowledged

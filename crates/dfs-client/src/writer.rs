@@ -1,7 +1,7 @@
 //! [`FileWriter`]: a file open for writing (HDFS's `DFSOutputStream` and `DataStreamer`).
 //!
 //! ```text
-//! write(bytes) -> Packetizer (64 KiB packets, cut at block ends)
+//! write(bytes) -> Packetizer (256 KiB packets, cut at block ends)
 //!   first packet of a block: AddBlock(previous, excluded) -> pipeline -> WriteBlock(Create)
 //!     (set-up failure: AbandonBlock, exclude the node named, AddBlock again; bounded)
 //!   packet -> BlockStream (window of unacknowledged packets; an ack thread)

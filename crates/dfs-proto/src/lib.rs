@@ -7,7 +7,7 @@
 //!   and trailing bytes are an error. The encoding is canonical (one encoding per value).
 //! - **Limits.** A control frame is `len u32 BE | body` with the body at most
 //!   [`rpc::MAX_FRAME_LEN`] (16 MiB), an op frame at most [`transfer::MAX_OP_FRAME_LEN`]
-//!   (64 KiB), a packet's data at most [`transfer::MAX_PACKET_DATA_LEN`] (64 KiB); a length
+//!   (64 KiB), a packet's data at most [`transfer::MAX_PACKET_DATA_LEN`] (256 KiB); a length
 //!   over its limit is refused from its prefix, before the body is read.
 //! - **Checksums as the replicas keep them.** A packet carries one CRC32C per piece of its data
 //!   cut at the block's 512-byte chunk boundaries, which a DataNode checks ([`Packet::verify`])

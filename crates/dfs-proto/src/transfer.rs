@@ -4,7 +4,7 @@
 //! op            len u32 | version u16 = 1 | Op (tag u8 | fields)       len <= MAX_OP_FRAME_LEN
 //! op response   len u32 | status u8 | message string | first_chunk_offset u64
 //! packet        seqno u64 | offset_in_block u64 | flags u8 (bit 0 last, bit 1 sync)
-//!               | data_len u32 (<= 64 KiB) | crc u32 × n | data (data_len bytes)
+//!               | data_len u32 (<= 256 KiB) | crc u32 × n | data (data_len bytes)
 //! ack           seqno u64 | count u8 | status u8 × count
 //! ```
 //!
@@ -36,8 +36,10 @@ pub const DATA_TRANSFER_VERSION: u16 = 1;
 pub const MAX_OP_FRAME_LEN: usize = 64 << 10;
 /// Bytes per checksum: the replicas' chunk size.
 pub const CHUNK_LEN: usize = 512;
-/// The most data one packet carries.
-pub const MAX_PACKET_DATA_LEN: usize = 64 << 10;
+/// The most data one packet carries. HDFS uses 64 KiB; herd's pipeline measured ~20% faster
+/// with 256 KiB (a quarter of the wake-ups and syscalls per byte on every node, on 2 cores),
+/// and the data port is herd's own protocol.
+pub const MAX_PACKET_DATA_LEN: usize = 256 << 10;
 /// The most CRCs a packet carries: its data may start mid-chunk, so one more than its whole
 /// chunks.
 pub const MAX_PACKET_CRCS: usize = MAX_PACKET_DATA_LEN / CHUNK_LEN + 1;

@@ -79,7 +79,7 @@ fn a_flipped_byte_is_found_at_its_piece() {
 
 #[test]
 fn oversize_packets_are_refused_from_the_header() {
-    // A header announcing 64 KiB + 1 and nothing after it: read_from must refuse it before
+    // A header announcing the limit + 1 and nothing after it: read_from must refuse it before
     // allocating or reading the body (which would be an UnexpectedEof).
     let mut h = Vec::new();
     h.extend_from_slice(&1u64.to_be_bytes());
@@ -96,13 +96,13 @@ fn oversize_packets_are_refused_from_the_header() {
     h[8..16].copy_from_slice(&0u64.to_be_bytes());
     h[16] = 4;
     assert!(PacketHeader::from_bytes(&h).is_err());
-    // Exactly 64 KiB is fine.
+    // Exactly the limit is fine.
     let p = Packet::build(2, 0, data(MAX_PACKET_DATA_LEN), true, true);
     assert_eq!(Packet::read_from(&mut &p.to_bytes()[..]).unwrap(), p);
 }
 
 #[test]
-#[should_panic(expected = "packet of 65537 bytes")]
+#[should_panic(expected = "packet of 262145 bytes")]
 fn build_refuses_oversize_data() {
     Packet::build(0, 0, vec![0; MAX_PACKET_DATA_LEN + 1], false, false);
 }

@@ -396,7 +396,8 @@ fn hostile_lengths_are_refused_without_allocating() {
     b.extend_from_slice(&u32::MAX.to_be_bytes());
     b.extend_from_slice(&[0; 100]);
     assert!(DatanodeRequest::from_bytes(&b).is_err());
-    // A packet header announcing more than 64 KiB of data.
-    let h = PacketHeader { seqno: 0, offset_in_block: 0, last: false, sync: false, data_len: (64 << 10) + 1 };
+    // A packet header announcing more data than a packet may carry.
+    let too_long = crate::transfer::MAX_PACKET_DATA_LEN as u32 + 1;
+    let h = PacketHeader { seqno: 0, offset_in_block: 0, last: false, sync: false, data_len: too_long };
     assert!(PacketHeader::from_bytes(&h.to_bytes()).is_err());
 }

@@ -1,7 +1,7 @@
 //! The block scanner (HDFS's `VolumeScanner`): reads every finalized replica against its
 //! checksums, so that a replica rotting on disk is found without a client reading it.
 //!
-//! A pass walks the finalized replicas by id, reading each in 64 KiB pieces through the
+//! A pass walks the finalized replicas by id, reading each in 256 KiB pieces through the
 //! store's checked reader (the same checks as [`crate::Store::verify`], piece by piece so the
 //! reading can be paced), at most `bytes_per_sec` on average over the pass. A replica found
 //! corrupt (a chunk that fails its CRC, a data or meta file of the wrong size, an I/O error
@@ -206,7 +206,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&[dir.path().to_path_buf()]).expect("open");
         write(&store, 1, 3000);
-        write(&store, 2, 70_000); // more than one 64 KiB piece
+        write(&store, 2, 300_000); // more than one 256 KiB piece
         write(&store, 3, 100);
         let _rbw = store.create_rbw(4, 1).expect("an rbw replica is not scanned");
         let stop = CancellationToken::new();
@@ -214,7 +214,7 @@ mod tests {
         let mut found = Vec::new();
         let pass = scan_pass(&store, u64::MAX, &stop, |b| found.push(b));
         assert!(found.is_empty(), "{found:?}");
-        assert_eq!((pass.replicas, pass.bytes, pass.stopped), (3, 73_100, false));
+        assert_eq!((pass.replicas, pass.bytes, pass.stopped), (3, 303_100, false));
 
         // Flip one byte in the middle of block 2's data file.
         let path = dir.path().join("current/finalized/blk_2");
@@ -227,7 +227,7 @@ mod tests {
         for _ in 0..2 {
             let mut found = Vec::new();
             let pass = scan_pass(&store, u64::MAX, &stop, |b| found.push(b));
-            assert_eq!(found, vec![ExtendedBlock { id: 2, gs: 1, len: 70_000 }], "once per pass");
+            assert_eq!(found, vec![ExtendedBlock { id: 2, gs: 1, len: 300_000 }], "once per pass");
             assert_eq!(pass.corrupt, 1);
         }
         assert!(store.get(2).is_some(), "the scanner reports, it does not delete");

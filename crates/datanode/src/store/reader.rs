@@ -56,7 +56,7 @@ impl ReplicaReader {
 
     /// Tells the kernel the replica will be read from start to end (a whole-block read, a
     /// copy): it reads ahead further, so a cold read streams from the disk instead of waiting
-    /// on each 64 KiB piece. Advice only; an error changes nothing.
+    /// on each piece. Advice only; an error changes nothing.
     pub fn advise_sequential(&self) {
         for f in [&self.data, &self.meta] {
             // SAFETY: posix_fadvise on a file descriptor this reader owns; it only sets the
@@ -130,8 +130,9 @@ impl ReplicaReader {
         Ok(c.data)
     }
 
-    /// Streams the chunks covering `[offset, offset + len)` in pieces of at most 64 KiB
-    /// (aligned to 64 KiB in the replica), so a whole block is never in memory at once.
+    /// Streams the chunks covering `[offset, offset + len)` in pieces of at most one packet's
+    /// data (256 KiB, aligned to that in the replica), so a whole block is never in memory at
+    /// once.
     /// The stream ends after the first error.
     pub fn chunks(&self, offset: u64, len: u64) -> ChunkStream<'_> {
         ChunkStream { reader: self, next: offset, end: offset.saturating_add(len), failed: false, verify: true }
@@ -179,7 +180,7 @@ pub struct ChunkStream<'a> {
 }
 
 /// The size of one piece of a chunk stream.
-const PIECE: u64 = 64 << 10;
+const PIECE: u64 = dfs_proto::transfer::MAX_PACKET_DATA_LEN as u64;
 
 impl Iterator for ChunkStream<'_> {
     type Item = Result<Chunks>;

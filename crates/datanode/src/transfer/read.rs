@@ -4,7 +4,7 @@
 //! -> op      ReadBlock { block, offset, len } | CopyBlock { block }
 //! <- op response   status | message | first_chunk_offset = offset rounded down to 512
 //! <- packets       seqno 0, 1, ... at chunk-aligned offsets from first_chunk_offset, each at
-//!                  most 64 KiB, CRCs = the meta file's (one per 512-byte chunk)
+//!                  most 256 KiB, CRCs = the meta file's (one per 512-byte chunk)
 //! <- last packet   empty, `last` set, at the offset where the data stopped
 //! <- trailer       only if that offset is short of the range's chunk-aligned end: an op
 //!                  response frame whose status says why (ErrorChecksum for a chunk that
