@@ -153,6 +153,8 @@ pub(crate) struct Shared {
     /// std Mutex: a push or a swap, never held across I/O.
     pub(crate) bad: Mutex<Vec<ExtendedBlock>>,
     pub(crate) stop: CancellationToken,
+    /// Connections the data port is serving: the load heartbeats report.
+    pub(crate) load: crate::transfer::Load,
 }
 
 impl Shared {
@@ -225,6 +227,7 @@ impl Datanode {
             epoch,
             bad: Mutex::new(Vec::new()),
             stop: stop.clone(),
+            load: transfer.load(),
         });
         let mut dn = Datanode {
             shared: shared.clone(),

@@ -487,11 +487,19 @@ impl Store {
 
     /// Deletes replica `id` in any state. A writer of it fails from its next call on.
     pub fn delete(&self, id: u64) -> Result<()> {
+        self.delete_if_not_newer(id, u64::MAX).map(|_| ())
+    }
+
+    /// Deletes replica `id` only if its generation stamp is at most `gs_max`, checked and
+    /// deleted under the replica's lock (an invalidation names the stamp it is about: a replica
+    /// an append or recovery has moved past it since must stay). Ok(false): it is newer, kept.
+    pub fn delete_if_not_newer(&self, id: u64, gs_max: u64) -> Result<bool> {
         let entry = self.entry(id)?;
         let _io = lock(&entry.io);
         let e = {
             let mut map = self.inner.map();
             match map.get(&id) {
+                Some(e) if e.incarnation == entry.incarnation && e.gs > gs_max => return Ok(false),
                 Some(e) if e.incarnation == entry.incarnation => {
                     map.remove(&id).ok_or(StoreError::NoSuchReplica { id })?
                 }
@@ -508,7 +516,7 @@ impl Store {
                 Err(err) => return Err(d.io_err(err, || format!("deleting {}", p.display()))),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads and checks every chunk of replica `id` against its checksums, and that the data

@@ -78,6 +78,16 @@ pub struct TransferConfig {
     pub namenode_epoch: Arc<AtomicI64>,
 }
 
+/// Reads the connections a [`TransferServer`] is serving (cheap to clone).
+#[derive(Clone)]
+pub struct Load(Arc<Shared>);
+
+impl Load {
+    pub fn connections(&self) -> usize {
+        self.0.active.load(Ordering::SeqCst)
+    }
+}
+
 /// The running data port. Dropping it shuts it down.
 pub struct TransferServer {
     local_addr: SocketAddr,
@@ -132,6 +142,12 @@ impl TransferServer {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A counter of the connections being served now (reads, writes, copies): the DataNode's
+    /// load, as its heartbeats report it.
+    pub fn load(&self) -> Load {
+        Load(self.shared.clone())
     }
 
     /// Stops accepting, closes every connection's sockets (so its peers see the node gone),

@@ -594,3 +594,19 @@ fn a_reader_follows_a_writer() {
     assert!(reader.join().unwrap() >= 1);
     w.finalize().unwrap();
 }
+
+#[test]
+fn delete_if_not_newer_keeps_a_replica_that_moved_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (_, w) = write_replica(&store, 1, 3, &[1000]);
+    w.finalize().unwrap();
+    // An append moved the replica to stamp 4 after the NameNode named stamp 3.
+    let w = store.append(1, 3, 4).unwrap();
+    w.finalize().unwrap();
+    assert!(!store.delete_if_not_newer(1, 3).unwrap(), "a newer replica is kept");
+    assert_eq!(store.get(1).map(|r| r.gs), Some(4));
+    assert!(store.delete_if_not_newer(1, 4).unwrap());
+    assert_eq!(store.get(1), None);
+    assert!(matches!(store.delete_if_not_newer(1, 4), Err(StoreError::NoSuchReplica { .. })));
+}

@@ -203,6 +203,14 @@ pub struct BlockMap {
     /// (block id, DataNode id) of replicas ordered deleted and not yet reported gone: the
     /// DataNode is no target for that block until then (a copy would find the old replica).
     deleting: BTreeSet<(u64, String)>,
+    /// (block id, DataNode id) of replicas a full block report listed as still being written:
+    /// after a DataNode restart no writer can finish them.
+    orphans: BTreeSet<(u64, String)>,
+    /// Replicas still being written of blocks already complete, and when a tick first saw
+    /// each: the writer sent the last packet and the node is finalizing (the client moves on
+    /// to the next block meanwhile). They count as copies in flight for `pending_timeout`,
+    /// then as orphans.
+    finishing: BTreeMap<(u64, String), Instant>,
 }
 
 impl BlockMap {
@@ -216,6 +224,8 @@ impl BlockMap {
             next_transfer: 0,
             invalidate: BTreeMap::new(),
             deleting: BTreeSet::new(),
+            orphans: BTreeSet::new(),
+            finishing: BTreeMap::new(),
         }
     }
 
@@ -331,6 +341,8 @@ impl BlockMap {
         self.pending.retain(|_, list| !list.is_empty());
         self.invalidate.remove(id);
         self.deleting.retain(|(_, d)| d != id);
+        self.orphans.retain(|(_, d)| d != id);
+        self.finishing.retain(|(_, d), _| d != id);
     }
 
     // ---- Blocks, as the namespace changes them ----
@@ -388,6 +400,9 @@ impl BlockMap {
         self.deleting.retain(|(b, d)| d != id || reported.contains(b));
         for r in replicas {
             self.add_replica(id, r);
+            if r.state == ReplicaState::Rbw && self.blocks.get(&r.id).is_some_and(|e| e.replicas.contains_key(id)) {
+                self.orphans.insert((r.id, id.to_string()));
+            }
         }
         Ok(())
     }
@@ -433,6 +448,7 @@ impl BlockMap {
 
     fn add_replica(&mut self, dn: &str, r: &ReportedReplica) {
         let s = Stored { gs: r.gs, len: r.len, state: r.state };
+        self.orphans.remove(&(r.id, dn.to_string()));
         let Some(e) = self.blocks.get_mut(&r.id) else {
             // No file refers to it (deleted while the DataNode was away): delete it.
             self.forget_replica(dn, r.id);
@@ -483,6 +499,8 @@ impl BlockMap {
             d.blocks.remove(&block);
         }
         self.corrupt.remove(&(block, dn.to_string()));
+        self.orphans.remove(&(block, dn.to_string()));
+        self.finishing.remove(&(block, dn.to_string()));
     }
 
     // ---- Health ----
@@ -607,19 +625,34 @@ impl BlockMap {
         let mut excess: Vec<(u64, String)> = Vec::new();
         let mut corrupt_done: Vec<u64> = Vec::new();
         let mut unfinished: Vec<(u64, String)> = Vec::new();
+        let blocks = &self.blocks;
+        self.finishing.retain(|(b, d), _| {
+            blocks.get(b).is_some_and(|e| {
+                !e.under_construction && e.replicas.get(d).is_some_and(|s| s.state == ReplicaState::Rbw)
+            })
+        });
         for (id, e) in &self.blocks {
             if e.under_construction {
                 continue;
             }
             let c = self.counts(*id, e);
-            if c.live > 0 {
-                // A replica still being written of a block that is complete (its DataNode
-                // died before the last packet, and came back) will never be finalized; it
-                // goes, so that its DataNode can take a good copy. Not while it might be
-                // all there is.
-                unfinished.extend(
-                    e.replicas.iter().filter(|(_, s)| s.state == ReplicaState::Rbw).map(|(dn, _)| (*id, dn.clone())),
-                );
+            // A replica still being written of a block that is complete is either finishing
+            // (its last packet is being fsynced while the writer goes on) or will never be
+            // finalized (a full report after a restart listed it, or it has been finishing
+            // for longer than a copy may take). Finishing ones count as copies in flight;
+            // the others go, so that their DataNodes can take good copies — not while one
+            // might be all the block has.
+            let mut finishing = 0;
+            for (dn, _) in e.replicas.iter().filter(|(_, s)| s.state == ReplicaState::Rbw) {
+                let key = (*id, dn.clone());
+                let since = *self.finishing.entry(key.clone()).or_insert(now);
+                if self.orphans.contains(&key) || now.saturating_duration_since(since) >= self.config.pending_timeout {
+                    if c.live > 0 {
+                        unfinished.push(key);
+                    }
+                } else {
+                    finishing += 1;
+                }
             }
             let want = usize::from(e.replication);
             if c.live >= want {
@@ -629,7 +662,7 @@ impl BlockMap {
                 if c.live > want && c.pending == 0 {
                     excess.extend(self.choose_excess(*id, e, c.live - want).into_iter().map(|dn| (*id, dn)));
                 }
-            } else if c.live + c.pending < want && c.live + c.decommissioning > 0 {
+            } else if c.live + c.pending + finishing < want && c.live + c.decommissioning > 0 {
                 let priority = if c.live == 1 {
                     0
                 } else if c.live == 0 {

@@ -320,7 +320,10 @@ impl Service {
             capacity: space.capacity_bytes,
             used: space.used_bytes,
             free: space.free_bytes,
-            active_transfers: self.replications.iter().filter(|t| !t.is_finished()).count() as u32,
+            // The data port's connections (reads, writes, copies in and out) and this node's
+            // own replication pushes.
+            active_transfers: (self.shared.load.connections()
+                + self.replications.iter().filter(|t| !t.is_finished()).count()) as u32,
             failed_volumes: 0,
         }
     }
@@ -391,11 +394,13 @@ impl Service {
                         self.pending.insert(b.id, Change::Deleted(ExtendedBlock { len: 0, ..*b }));
                     }
                 }
-                for id in doomed {
-                    // The store's change feed reports the deletion.
-                    match store.delete(id) {
-                        Ok(()) => tracing::info!(id = %self.id, "deleted block {id} (invalidated)"),
-                        Err(e) => tracing::warn!(id = %self.id, "invalidating block {id}: {e}"),
+                for b in blocks.iter().filter(|b| doomed.contains(&b.id)) {
+                    // The store's change feed reports the deletion. The stamp is checked again
+                    // under the replica's lock: an append may have moved it on meanwhile.
+                    match store.delete_if_not_newer(b.id, b.gs) {
+                        Ok(true) => tracing::info!(id = %self.id, "deleted block {} (invalidated)", b.id),
+                        Ok(false) => tracing::info!(id = %self.id, "kept block {}: newer than the invalidation", b.id),
+                        Err(e) => tracing::warn!(id = %self.id, "invalidating block {}: {e}", b.id),
                     }
                 }
             }

@@ -186,6 +186,16 @@ fn unfinished_replica_of_a_complete_block_goes_and_its_node_gets_a_copy() {
     assert!(transfers(&cmds).iter().all(|t| t.0 != 3), "{cmds:?}");
     m.incremental("dn3", 1, &[], &[3]).unwrap();
     assert!(transfers(&m.tick(t0())).iter().any(|t| t.0 == 3 && t.2 == s(&["dn3"])));
+    // A replica still being written that an incremental report announced is finishing: it is
+    // neither deleted nor copied around for a while, then treated as an orphan.
+    place(&mut m, 4, 3, &["dn1", "dn2"]);
+    m.incremental("dn3", 1, &[ReportedReplica { id: 4, gs: 1, len: 100, state: ReplicaState::Rbw }], &[]).unwrap();
+    let t = t0();
+    let cmds = m.tick(t);
+    assert!(invalidates(&cmds).iter().all(|(_, b)| !b.contains(&4)), "{cmds:?}");
+    assert!(transfers(&cmds).iter().all(|x| x.0 != 4), "{cmds:?}");
+    let later = t + Config::default().pending_timeout;
+    assert!(invalidates(&m.tick(later)).contains(&("dn3".to_string(), vec![4])));
     // But an rbw replica that is all a block has is kept.
     place(&mut m, 2, 3, &[]);
     m.incremental("dn1", 1, &[ReportedReplica { id: 2, gs: 1, len: 100, state: ReplicaState::Rbw }], &[]).unwrap();
