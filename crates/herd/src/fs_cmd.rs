@@ -585,25 +585,31 @@ impl Shell {
         }
     }
 
-    fn chmod(&mut self, spec: &str, paths: Vec<String>, recursive: bool) {
-        let m = match mode::Mode::parse(spec) {
-            Ok(m) => m,
-            Err(e) => return self.fail_msg(&e),
-        };
+    /// What chmod/chown act on: each argument's paths (globs expanded), with everything
+    /// below the directories among them if `recursive`.
+    fn targets(&mut self, paths: Vec<String>, recursive: bool) -> Vec<Item> {
+        let mut all = Vec::new();
         for arg in paths {
             for item in self.expand(&arg) {
-                let mut all = Vec::new();
                 if recursive {
                     self.walk(item, &mut all);
                 } else {
                     all.push(item);
                 }
-                for i in all {
-                    let perm = m.apply(i.status.perm, i.status.kind == FileKind::Dir);
-                    if let Err(e) = self.dfs.set_permission(&i.abs, perm) {
-                        self.fail(&i.shown, &e);
-                    }
-                }
+            }
+        }
+        all
+    }
+
+    fn chmod(&mut self, spec: &str, paths: Vec<String>, recursive: bool) {
+        let m = match mode::Mode::parse(spec) {
+            Ok(m) => m,
+            Err(e) => return self.fail_msg(&e),
+        };
+        for i in self.targets(paths, recursive) {
+            let perm = m.apply(i.status.perm, i.status.kind == FileKind::Dir);
+            if let Err(e) = self.dfs.set_permission(&i.abs, perm) {
+                self.fail(&i.shown, &e);
             }
         }
     }
@@ -616,19 +622,9 @@ impl Shell {
         if owner.is_none() && group.is_none() {
             return self.fail_msg(&format!("'{spec}' does not match expected pattern for [owner][:group]."));
         }
-        for arg in paths {
-            for item in self.expand(&arg) {
-                let mut all = Vec::new();
-                if recursive {
-                    self.walk(item, &mut all);
-                } else {
-                    all.push(item);
-                }
-                for i in all {
-                    if let Err(e) = self.dfs.set_owner(&i.abs, owner, group) {
-                        self.fail(&i.shown, &e);
-                    }
-                }
+        for i in self.targets(paths, recursive) {
+            if let Err(e) = self.dfs.set_owner(&i.abs, owner, group) {
+                self.fail(&i.shown, &e);
             }
         }
     }

@@ -206,9 +206,10 @@ impl Shared {
         self.journal.propose(e).await
     }
 
-    /// Copies file `file_id`'s blocks into the block map and drops `removed` (see the module
-    /// documentation: it runs on the journal's actor, after every apply before it).
-    pub async fn mirror(self: &Arc<Self>, file_id: Option<u64>, removed: Vec<u64>) -> Result<(), JournalError> {
+    /// Copies a file's blocks into the block map and drops `removed` (see the module
+    /// documentation: it runs on the journal's actor, after every apply before it). The file
+    /// is found on the actor too, in the same read.
+    pub async fn mirror(self: &Arc<Self>, file: MirrorOf, removed: Vec<u64>) -> Result<(), JournalError> {
         let s = self.clone();
         self.journal
             .read(move |ns| {
@@ -216,12 +217,27 @@ impl Shared {
                 for b in removed {
                     st.blocks.remove_block(b);
                 }
-                if let Some(id) = file_id {
+                let id = match file {
+                    MirrorOf::Nothing => None,
+                    MirrorOf::File(id) => Some(id),
+                    MirrorOf::Path(p) => ns.lookup(&p).map(|i| i.id),
+                    MirrorOf::BlockFile(b) => ns.file_of_block(b).map(|(f, _)| f),
+                };
+                if let Some(id) = id {
                     mirror_file(ns, &mut st.blocks, id);
                 }
             })
             .await
     }
+}
+
+/// Which file [`Shared::mirror`] copies into the block map.
+pub(crate) enum MirrorOf {
+    Nothing,
+    File(u64),
+    Path(String),
+    /// The file holding this block.
+    BlockFile(u64),
 }
 
 /// The block map's view of one file (nothing if it is gone).

@@ -16,7 +16,7 @@ use dfs_proto::transfer::{CHUNK_LEN, MAX_PACKET_DATA_LEN};
 use dfs_proto::{ClientRequest, ClientResponse, DatanodeInfo, LocatedBlock};
 
 use super::convert::{self, block, from_wire, journal_error, ns_error};
-use super::{now_ms, recovery, Shared};
+use super::{now_ms, recovery, MirrorOf, Shared};
 use crate::blockmap::ReplicaState;
 use crate::namespace::{Block, Caller, Entry, Op, Outcome, Reply};
 
@@ -148,24 +148,19 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<ClientRequest>, peer: Soc
             let op =
                 Op::UpdateBlock { block_id: new_block.id, client_name, new_gs: new_block.gs, new_len: new_block.len };
             let out = propose(shared, entry(op)).await?;
-            let file = shared
-                .journal
-                .read(move |ns| ns.file_of_block(new_block.id).map(|(f, _)| f))
-                .await
-                .map_err(journal_error)?;
-            shared.mirror(file, Vec::new()).await.map_err(journal_error)?;
+            shared.mirror(MirrorOf::BlockFile(new_block.id), Vec::new()).await.map_err(journal_error)?;
             reply(out)
         }
         ClientRequest::Rename { src, dst, overwrite } => {
             let out = propose(shared, entry(Op::Rename { src, dst, overwrite })).await?;
             let removed = out.removed_blocks.iter().map(|b| b.id).collect();
-            shared.mirror(None, removed).await.map_err(journal_error)?;
+            shared.mirror(MirrorOf::Nothing, removed).await.map_err(journal_error)?;
             reply(out)
         }
         ClientRequest::Delete { path, recursive } => {
             let out = propose(shared, entry(Op::Delete { path, recursive })).await?;
             let removed = out.removed_blocks.iter().map(|b| b.id).collect();
-            shared.mirror(None, removed).await.map_err(journal_error)?;
+            shared.mirror(MirrorOf::Nothing, removed).await.map_err(journal_error)?;
             reply(out)
         }
         ClientRequest::SetPermission { path, perm } => {
@@ -363,10 +358,8 @@ async fn propose(shared: &Shared, e: Entry) -> Result<Outcome, RemoteError> {
 /// the entry removed into the block map, and starts the lease recovery it ordered, if any.
 async fn write(shared: &Arc<Shared>, e: Entry, path: &str) -> Result<Outcome, RemoteError> {
     let out = propose(shared, e).await?;
-    let p = path.to_string();
-    let file = shared.journal.read(move |ns| ns.lookup(&p).map(|i| i.id)).await.map_err(journal_error)?;
     let removed = out.removed_blocks.iter().map(|b| b.id).collect();
-    shared.mirror(file, removed).await.map_err(journal_error)?;
+    shared.mirror(MirrorOf::Path(path.to_string()), removed).await.map_err(journal_error)?;
     if let Some(order) = out.recovery.clone() {
         recovery::spawn(shared.clone(), order);
     }

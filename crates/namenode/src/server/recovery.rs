@@ -88,7 +88,7 @@ async fn run(shared: &Arc<Shared>, order: &RecoveryOrder) -> Result<u64, String>
         let out = shared.propose_own(Op::RecoverLease { path, last }).await.map_err(|e| e.to_string())?;
         out.result.map_err(|e| e.to_string())?;
         let removed = out.removed_blocks.iter().map(|b| b.id).collect();
-        shared.mirror(Some(file), removed).await.map_err(|e| e.to_string())?;
+        shared.mirror(super::MirrorOf::File(file), removed).await.map_err(|e| e.to_string())?;
         return Ok(len);
     }
     Err(format!("gave up after {ATTEMPTS} attempts"))
