@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -200,6 +201,33 @@ def parse_junit(path, site_packages):
     return results
 
 
+def _wait_quietly(proc, seconds):
+    """True when proc ended within `seconds`."""
+    try:
+        proc.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def last_started_test(pytest_log):
+    """The last test pytest -v announced before it hung (its line has no result)."""
+    outcomes = ("PASSED", "FAILED", "SKIPPED", "ERROR", "XFAIL", "XPASS")
+    last = None
+    try:
+        with open(pytest_log, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                if line.startswith(("!!!", "===")) and last is not None:
+                    break  # the summary after the interrupt
+                words = line.split()
+                if line.startswith("kazoo/") and "::" in words[0]:
+                    done = len(words) > 1 and words[1] in outcomes
+                    last = None if done else words[0]
+    except OSError:
+        pass
+    return last
+
+
 # ----------------------------------------------------------------- main ----
 
 
@@ -216,6 +244,11 @@ def main():
     ap.add_argument("--timeout", type=int, default=60,
                     help="per-test timeout in seconds (pytest-timeout); "
                          "default %(default)s")
+    ap.add_argument("--deadline", type=int, default=1500,
+                    help="seconds the whole pytest run may take before it is "
+                         "interrupted and reported as hung (a test whose "
+                         "tearDown joins a thread that never ends is beyond "
+                         "pytest-timeout's reach); default %(default)s")
     ap.add_argument("--herd-bin", metavar="PATH",
                     help="herd binary (default: $HERD_BIN, herd on PATH, "
                          "newest target/{release,debug}/herd)")
@@ -305,13 +338,16 @@ def main():
     # An empty ini so no pytest config from the repo (an ancestor of the
     # venv's site-packages) is picked up.
     ini = os.path.join(out_dir, "pytest.ini")
+    # faulthandler_timeout: a test still running after this long gets every
+    # thread's stack dumped into the log (from a C watchdog thread, so it works
+    # even when pytest-timeout's SIGALRM cannot interrupt the main thread).
     with open(ini, "w") as f:
-        f.write("[pytest]\n")
+        f.write("[pytest]\nfaulthandler_timeout = %d\n" % (2 * args.timeout + 30))
 
     cmd = [
         py, "-m", "pytest", "--pyargs", "kazoo.tests",
         "-c", ini, "--rootdir", site_packages,
-        "-p", "no:cacheprovider", "-q", "-rA",
+        "-p", "no:cacheprovider", "-v", "-rA",
         "--timeout=%d" % args.timeout,
         "--junitxml=%s" % junit,
     ]
@@ -331,6 +367,27 @@ def main():
         cmd, cwd=site_packages, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True,
     )
+    hung = threading.Event()
+
+    def interrupt_when_late():
+        # SIGINT makes pytest stop, report and write the junit xml of what ran;
+        # SIGKILL follows if even that does not finish.
+        if proc.wait_timeout(args.deadline):
+            return
+        hung.set()
+        log("\nerror: the kazoo run passed its %ds deadline; interrupting it"
+            % args.deadline)
+        for sig, grace in ((signal.SIGINT, 30), (signal.SIGKILL, 0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                return
+            if proc.wait_timeout(grace):
+                return
+
+    proc.wait_timeout = lambda t: _wait_quietly(proc, t)
+    watchdog = threading.Thread(target=interrupt_when_late, daemon=True)
+    watchdog.start()
     try:
         with open(pytest_log, "wb") as lf:
             for chunk in iter(lambda: proc.stdout.read1(65536), b""):
@@ -347,6 +404,12 @@ def main():
         except (ProcessLookupError, PermissionError):
             pass
     elapsed = time.monotonic() - started
+    if hung.is_set():
+        last = last_started_test(pytest_log)
+        log("error: pytest hung%s; every thread's stack is in %s (look for "
+            "'Timeout (0:'); the run is a failure"
+            % (" in " + last if last else "", shown(pytest_log)))
+        return 1
 
     log("")
     log("=" * 72)
