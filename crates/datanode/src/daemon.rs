@@ -96,6 +96,9 @@ pub struct DatanodeConfig {
     pub listen_data: SocketAddr,
     /// Its rack path, sent at registration.
     pub rack: String,
+    /// `host:port` of its HTTP port (WebHDFS, served by the caller), sent at registration so
+    /// that the NameNode can redirect to it; "" when it has none.
+    pub http_addr: String,
     /// The keeper session and its options. `group`, `id` and `payload` are set by the daemon
     /// ([`GROUP`], `id`, the data address).
     pub membership: MembershipConfig,
@@ -117,6 +120,7 @@ impl DatanodeConfig {
             namenode: namenode.to_owned(),
             listen_data: LISTEN_DATA_DEFAULT.parse().expect("a literal socket address"),
             rack: RACK_DEFAULT.to_owned(),
+            http_addr: String::new(),
             membership,
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
             scan_period: SCAN_PERIOD_DEFAULT,

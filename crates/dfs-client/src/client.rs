@@ -190,11 +190,7 @@ impl Dfs {
         let mut all: Vec<FileStatus> = Vec::new();
         let mut start_after = String::new();
         loop {
-            let req = ClientRequest::List { path: path.to_string(), start_after: start_after.clone(), limit: PAGE };
-            let (entries, remaining) = match self.inner.call(req)? {
-                ClientResponse::Listing { entries, remaining } => (entries, remaining),
-                other => return Err(unexpected("getListing", other)),
-            };
+            let (entries, remaining) = self.list_page(path, &start_after, PAGE)?;
             let Some(last) = entries.last() else { break };
             // A page that does not move forward would loop forever.
             if last.name.is_empty() || last.name <= start_after {
@@ -208,6 +204,17 @@ impl Dfs {
             }
         }
         Ok(all)
+    }
+
+    /// One page of a directory listing (HDFS `getListing`): up to `limit` entries after the
+    /// name `start_after` ("" from the start), and how many entries follow the page.
+    pub fn list_page(&self, path: &str, start_after: &str, limit: u32) -> Result<(Vec<FileStatus>, u64)> {
+        check_path(path)?;
+        let req = ClientRequest::List { path: path.to_string(), start_after: start_after.to_string(), limit };
+        match self.inner.call(req)? {
+            ClientResponse::Listing { entries, remaining } => Ok((entries, remaining)),
+            other => Err(unexpected("getListing", other)),
+        }
     }
 
     /// HDFS `mkdirs`: true once the directory exists.

@@ -10,6 +10,7 @@ use member::report::Reporter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
 pub struct DatanodeArgs {
@@ -28,6 +29,10 @@ pub struct DatanodeArgs {
     /// The data port's address; port 0 picks a free one (printed on the ready line).
     #[arg(long, default_value = daemon::LISTEN_DATA_DEFAULT)]
     listen_data: SocketAddr,
+    /// The HTTP address (HDFS's 9864): WebHDFS's data side (`/webhdfs/v1/...`); port 0 picks a
+    /// free one (printed on the ready line).
+    #[arg(long, default_value = "127.0.0.1:9864")]
+    listen_http: SocketAddr,
     /// This DataNode's rack path.
     #[arg(long, default_value = daemon::RACK_DEFAULT)]
     rack: String,
@@ -59,11 +64,20 @@ pub async fn run(a: DatanodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
     cfg.heartbeat_interval = Duration::from_millis(a.heartbeat_ms);
     cfg.scan_period = Duration::from_millis(a.scan_period_ms);
     cfg.scan_bytes_per_sec = a.scan_bytes_per_sec;
+    let http = tokio::net::TcpListener::bind(a.listen_http)
+        .await
+        .with_context(|| format!("binding --listen-http {}", a.listen_http))?;
+    let http_addr = http.local_addr()?;
+    cfg.http_addr = http_addr.to_string();
     let dn = Datanode::start(cfg, reporter).await.context("starting the datanode")?;
-    // The one line on stdout: tests and the supervisor read the bound address from it.
-    println!("herd datanode ready data={}", dn.data_addr());
+    let stop_http = CancellationToken::new();
+    let http_task = tokio::spawn(webhdfs::serve(http, webhdfs::datanode::router(&a.namenode), stop_http.clone()));
+    // The one line on stdout: tests and the supervisor read the bound addresses from it.
+    println!("herd datanode ready data={} http={http_addr}", dn.data_addr());
     crate::stop_signal().await;
     tracing::info!("datanode stopping on signal");
+    stop_http.cancel();
+    let _ = http_task.await;
     dn.shutdown().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use member::report::Reporter;
 use namenode::blockmap;
 use namenode::journal::JournalOptions;
 use namenode::server::{Namenode, NamenodeConfig};
+use tokio_util::sync::CancellationToken;
 
 use crate::member_cmd;
 
@@ -25,7 +27,7 @@ pub struct NamenodeArgs {
     /// The control RPC address (HDFS's 8020).
     #[arg(long, default_value = "127.0.0.1:8020")]
     listen: SocketAddr,
-    /// The HTTP address (HDFS's 9870): `GET /status` (JSON), later WebHDFS.
+    /// The HTTP address (HDFS's 9870): WebHDFS (`/webhdfs/v1/...`) and `GET /status` (JSON).
     #[arg(long, default_value = "127.0.0.1:9870")]
     http: SocketAddr,
     /// Keepers, `host:port,...`: membership and the DataNode view.
@@ -90,7 +92,6 @@ pub async fn run(a: NamenodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
         id: a.id.clone(),
         data_dir: a.data_dir.clone(),
         rpc_listen: a.listen,
-        http_listen: a.http,
         membership,
         watch_client,
         topology,
@@ -109,11 +110,23 @@ pub async fn run(a: NamenodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
         exclude_file: Some(a.exclude_file.clone().unwrap_or_else(|| a.data_dir.join("exclude"))),
     };
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
+    let http = tokio::net::TcpListener::bind(a.http).await.with_context(|| format!("binding --http {}", a.http))?;
+    let http_addr = http.local_addr()?;
     let nn = Namenode::start(config, reporter).await.context("starting the namenode")?;
+    let page = nn.status_page();
+    let status: webhdfs::namenode::StatusFn = Arc::new(move || {
+        let page = page.clone();
+        Box::pin(async move { page.json().await.unwrap_or_else(|| "{\"error\":\"the namenode is stopping\"}".into()) })
+    });
+    let router = webhdfs::namenode::router(&nn.rpc_addr().to_string(), Some(status));
+    let stop_http = CancellationToken::new();
+    let http_task = tokio::spawn(webhdfs::serve(http, router, stop_http.clone()));
     // The one line on stdout: `herd up` and tests read the bound address from it.
-    println!("herd namenode ready rpc={} http={}", nn.rpc_addr(), nn.http_addr());
+    println!("herd namenode ready rpc={} http={http_addr}", nn.rpc_addr());
     crate::stop_signal().await;
     tracing::info!("namenode stopping on signal");
+    stop_http.cancel();
+    let _ = http_task.await;
     nn.shutdown().await;
     Ok(())
 }

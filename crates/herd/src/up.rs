@@ -210,6 +210,8 @@ fn dfs_specs(
             keepers.to_owned(),
             "--listen-data".to_owned(),
             "127.0.0.1:0".to_owned(),
+            "--listen-http".to_owned(),
+            "127.0.0.1:0".to_owned(),
         ];
         let s = spec(format!("datanode {id}"), args, &format!("datanode-{id}.log"), "herd datanode ready ");
         roles.push(Role { role: "datanode", id: id.to_string(), spec: s, client_addr: None });

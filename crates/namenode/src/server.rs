@@ -35,6 +35,7 @@ mod client;
 mod convert;
 mod datanode;
 mod http;
+pub use http::StatusPage;
 mod monitor;
 mod recovery;
 
@@ -79,8 +80,6 @@ pub struct NamenodeConfig {
     pub data_dir: PathBuf,
     /// The control RPC port (HDFS: 8020).
     pub rpc_listen: SocketAddr,
-    /// The HTTP port (HDFS: 9870): `GET /status` now, WebHDFS later.
-    pub http_listen: SocketAddr,
     /// Its own membership (group `namenode`); its incarnation is the command epoch.
     pub membership: MembershipConfig,
     /// The session that watches the `datanode` group.
@@ -270,7 +269,6 @@ pub enum StartError {
 /// A running NameNode. [`Namenode::shutdown`] stops it.
 pub struct Namenode {
     rpc_addr: SocketAddr,
-    http_addr: SocketAddr,
     shared: Arc<Shared>,
     membership: Option<Membership>,
     tasks: Vec<JoinHandle<()>>,
@@ -300,10 +298,6 @@ impl Namenode {
             .await
             .map_err(|source| StartError::Bind { addr: config.rpc_listen, source })?;
         let rpc_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.rpc_listen, source })?;
-        let http = TcpListener::bind(config.http_listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: config.http_listen, source })?;
-        let http_addr = http.local_addr().map_err(|source| StartError::Bind { addr: config.http_listen, source })?;
         let membership = Membership::start(config.membership.clone(), reporter)?;
         let (view_tx, view_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
@@ -322,22 +316,22 @@ impl Namenode {
         });
         let mut tasks = vec![
             tokio::spawn(accept_loop(listener, shared.clone())),
-            tokio::spawn(http::serve(http, shared.clone())),
             tokio::spawn(monitor::watch_epoch(shared.clone(), membership.status())),
             tokio::spawn(monitor::watch_datanodes(shared.clone(), view_tx)),
         ];
         tasks.push(tokio::spawn(monitor::replication(shared.clone())));
         tasks.push(tokio::spawn(monitor::leases(shared.clone())));
-        tracing::info!(rpc = %rpc_addr, http = %http_addr, "namenode started");
-        Ok(Namenode { rpc_addr, http_addr, shared, membership: Some(membership), tasks })
+        tracing::info!(rpc = %rpc_addr, "namenode started");
+        Ok(Namenode { rpc_addr, shared, membership: Some(membership), tasks })
     }
 
     pub fn rpc_addr(&self) -> SocketAddr {
         self.rpc_addr
     }
 
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
+    /// The `/status` page (for the HTTP port, which the caller serves).
+    pub fn status_page(&self) -> StatusPage {
+        StatusPage(Arc::downgrade(&self.shared))
     }
 
     /// The membership status (the epoch is its incarnation while `Member`).

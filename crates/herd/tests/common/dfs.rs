@@ -144,7 +144,8 @@ impl DfsCluster {
             args.extend(["--data-dir".into(), self.datanode_dir(i).display().to_string()]);
         }
         args.extend(["--namenode".into(), self.namenode_addr.clone(), "--keepers".into(), self.keepers()]);
-        args.extend(["--listen-data".into(), "127.0.0.1:0".into(), "--heartbeat-ms".into(), "200".into()]);
+        args.extend(["--listen-data".into(), "127.0.0.1:0".into(), "--listen-http".into(), "127.0.0.1:0".into()]);
+        args.extend(["--heartbeat-ms".into(), "200".into()]);
         args.extend(self.datanode_extra.iter().cloned());
         args.extend(more.iter().cloned());
         Daemon::start(&args, "datanode")

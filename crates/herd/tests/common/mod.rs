@@ -5,6 +5,7 @@ pub mod dfs;
 pub mod ensemble;
 pub mod fs;
 pub mod netns;
+pub mod python;
 pub mod register;
 
 use std::io::{BufRead, BufReader, Read};
