@@ -25,10 +25,13 @@
 //! **Reads** (`transfer/read.rs`): see the layout there; a replica that fails its checksums mid-stream
 //! ends the stream early with a trailer naming the offset, never with bad bytes.
 //!
-//! //! **Lease recovery** (`transfer/recover.rs`): the NameNode itself asks each replica of an
+//! **Lease recovery** (`transfer/recover.rs`): the NameNode itself asks each replica of an
 //! abandoned block for its length (`InitRecovery`, which fences the writer) and then has each
 //! cut to the shortest and finalized under the recovery stamp (`FinishRecovery`); both carry
 //! the NameNode's epoch, which must be nonzero and not older than the newest seen.
+//!
+//! **Block checksums** (`transfer/checksum.rs`): the MD5 of a finalized replica's stored CRCs,
+//! HDFS's per-block part of a file checksum; one op, one op response, one answer frame.
 //!
 //! **Replication** is pushed by the source (HDFS's `DNA_TRANSFER`): the source reads its
 //! finalized replica and sends it to the target as a `WriteBlock` of stage `Transfer`
@@ -45,6 +48,7 @@
 //! broken connection is one `warn` line. Seqnos start at 0 on every connection (a recovery is
 //! a new connection).
 
+mod checksum;
 pub mod client;
 mod read;
 mod recover;
@@ -257,6 +261,7 @@ fn serve(shared: &Shared, conn: u64, stream: TcpStream, peer: SocketAddr) {
                 shared.store.finish_recovery(block.id, block.gs, block.len)
             })
         }
+        Op::BlockChecksum { block } => checksum::serve(shared, &stream, block),
     };
     if let Err(why) = outcome {
         refuse(shared, peer, &why);

@@ -10,6 +10,7 @@ use dfs_proto::rpc::Protocol;
 use dfs_proto::rpc_client::{Caller, RetryPolicy, RpcClient};
 use dfs_proto::{ClientRequest, ClientResponse, FileStatus};
 
+use crate::checksum::FileChecksum;
 use crate::error::{DfsError, Result};
 use crate::lease::LeaseRenewer;
 use crate::reader::FileReader;
@@ -335,6 +336,13 @@ impl Dfs {
     pub fn open(&self, path: &str) -> Result<FileReader> {
         check_path(path)?;
         FileReader::open(self.inner.clone(), path)
+    }
+
+    /// HDFS's file checksum of the file at `path` (`MD5-of-<n>MD5-of-512CRC32C`, see
+    /// [`crate::checksum`]): one replica per block asked, the next on any error.
+    pub fn file_checksum(&self, path: &str) -> Result<FileChecksum> {
+        check_path(path)?;
+        crate::checksum::file_checksum(&self.inner, path)
     }
 
     /// Hadoop's `globStatus`: the paths matching `pattern` with their statuses, sorted; empty

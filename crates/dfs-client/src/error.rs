@@ -21,6 +21,9 @@ pub enum DfsError {
     /// Every replica of a block failed to read (after one refetch of the locations).
     #[error("could not read block {block} of {path} from any replica: {detail}")]
     AllReplicasFailed { path: String, block: u64, detail: String },
+    /// A file checksum could not be computed (a block no replica answered for).
+    #[error("could not compute the checksum of {path}: {reason}")]
+    ChecksumFailed { path: String, reason: String },
     /// A write could not go on (a pipeline with no survivor, too many recoveries).
     #[error("write of {path} failed: {reason}")]
     WriteFailed { path: String, reason: String },

@@ -24,9 +24,10 @@
 //! Layout: [`client`] holds [`Dfs`] (connection, metadata calls, `create`/`append`/`open`);
 //! [`writer`] the [`FileWriter`] over `writer/stream.rs` (one block's packets and its ack
 //! thread) and `writer/plan.rs` (the pure decisions: packet cuts, what to do when a pipeline
-//! breaks); [`reader`] the [`FileReader`]; [`glob`] Hadoop's glob patterns; `lease.rs` the
+//! breaks); [`reader`] the [`FileReader`]; [`checksum`] HDFS's file checksum ([`FileChecksum`]); [`glob`] Hadoop's glob patterns; `lease.rs` the
 //! renewer; [`cluster`] reads `cluster.json`; [`error`] the one error type.
 
+pub mod checksum;
 pub mod client;
 pub mod cluster;
 pub mod error;
@@ -35,6 +36,7 @@ mod lease;
 pub mod reader;
 pub mod writer;
 
+pub use checksum::FileChecksum;
 pub use client::{ClientConfig, CreateOptions, Dfs};
 pub use dfs_proto::client_nn::{
     AdminState, BlockHealth, ContentSummary, DatanodeStatus, FileKind, LocatedBlocks, ReplicaHealth,

@@ -18,7 +18,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dfs_proto::client_nn::BadReplica;
+use dfs_proto::client_nn::{BadReplica, LocatedBlocks};
 use dfs_proto::transfer::{Op, OpResponse, Packet, Status, CHUNK_LEN};
 use dfs_proto::{ClientRequest, DatanodeInfo, ExtendedBlock, FrameError, LocatedBlock};
 
@@ -51,16 +51,7 @@ enum ReplicaFailure {
 
 impl FileReader {
     pub(crate) fn open(inner: Arc<Inner>, path: &str) -> Result<FileReader> {
-        let lbs = inner.block_locations(path, 0, u64::MAX >> 1)?;
-        let mut blocks = lbs.blocks;
-        if let Some(last) = lbs.last_block {
-            if !blocks.iter().any(|b| b.block.id == last.block.id) {
-                blocks.push(last);
-            }
-        }
-        blocks.sort_by_key(|b| b.offset);
-        let end = blocks.last().map_or(0, |b| b.offset + b.block.len);
-        let len = lbs.file_length.max(end);
+        let (blocks, len) = blocks_in_order(inner.block_locations(path, 0, u64::MAX >> 1)?);
         Ok(FileReader {
             inner,
             path: path.to_string(),
@@ -236,6 +227,22 @@ impl Seek for FileReader {
         }
         Ok(self.pos)
     }
+}
+
+/// A file's blocks by offset, the last block included once (it is listed apart while the
+/// file is being written), and the file's length: what the NameNode says, or the end of the
+/// last block if that is further.
+pub(crate) fn blocks_in_order(lbs: LocatedBlocks) -> (Vec<LocatedBlock>, u64) {
+    let mut blocks = lbs.blocks;
+    if let Some(last) = lbs.last_block {
+        if !blocks.iter().any(|b| b.block.id == last.block.id) {
+            blocks.push(last);
+        }
+    }
+    blocks.sort_by_key(|b| b.offset);
+    let end = blocks.last().map_or(0, |b| b.offset + b.block.len);
+    let len = lbs.file_length.max(end);
+    (blocks, len)
 }
 
 /// One replica's stream of a range of a block.

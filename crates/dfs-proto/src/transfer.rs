@@ -6,6 +6,7 @@
 //! packet        seqno u64 | offset_in_block u64 | flags u8 (bit 0 last, bit 1 sync)
 //!               | data_len u32 (<= 256 KiB) | crc u32 × n | data (data_len bytes)
 //! ack           seqno u64 | count u8 | status u8 × count
+//! block checksum  len u32 | bytes_per_crc u32 | crc_per_block u64 | md5 [u8; 16]
 //! ```
 //!
 //! A write: the client sends `WriteBlock` to the first DataNode, which forwards it (minus
@@ -15,7 +16,8 @@
 //! ack are in, listing its own status first and then its downstream's. The last packet has
 //! `last` set and no data. A read: `ReadBlock`, an op response whose `first_chunk_offset` is
 //! where the packets start (the chunk boundary at or before the offset asked), then packets
-//! from the DataNode until one with `last`.
+//! from the DataNode until one with `last`. A block checksum: `BlockChecksum`, an op response,
+//! and if it says `Success` a [`BlockChecksumResponse`] frame.
 //!
 //! **Checksums.** `n` CRC32Cs cover `data` cut at the block's 512-byte chunk boundaries: a
 //! packet at `offset_in_block` not on a boundary first completes the chunk it starts in, so
@@ -88,6 +90,10 @@ wire_enum! {
         /// Lease recovery, step two: cut the replica to `block.len` and finalize it under
         /// stamp `block.gs` (the recovery id); answer its length.
         FinishRecovery { block: ExtendedBlock, namenode_epoch: i64 } = 4,
+        /// The MD5 of the stored CRCs of the finalized replica's first `block.len` bytes
+        /// (HDFS's `OP_BLOCK_CHECKSUM`, MD5CRC); answered by an op response and, on success,
+        /// a [`BlockChecksumResponse`]. See docs/dfs-formats.md for which bytes it covers.
+        BlockChecksum { block: ExtendedBlock } = 5,
     }
 }
 
@@ -172,6 +178,46 @@ impl OpResponse {
     pub fn read_from(r: &mut impl Read) -> Result<OpResponse, FrameError> {
         rpc::read_message(r, MAX_OP_FRAME_LEN)
     }
+}
+
+wire_struct! {
+    /// What a `BlockChecksum` op answers after its `Success` op response, as a frame
+    /// (`len u32 | body`): HDFS's `OpBlockChecksumResponseProto` for MD5CRC.
+    pub struct BlockChecksumResponse {
+        /// Data bytes per CRC (the meta file header's, 512).
+        pub bytes_per_crc: u32,
+        /// CRCs the replica's meta file holds (`ceil(replica length / bytes_per_crc)`), even
+        /// when the MD5 covers fewer.
+        pub crc_per_block: u64,
+        /// MD5 of the big-endian CRC32Cs covering the bytes asked for.
+        pub md5: [u8; 16],
+    }
+}
+
+impl BlockChecksumResponse {
+    pub fn to_frame(&self) -> Result<Vec<u8>, FrameError> {
+        rpc::encode_frame(self, MAX_OP_FRAME_LEN)
+    }
+
+    /// Reads one block checksum frame (blocking).
+    pub fn read_from(r: &mut impl Read) -> Result<BlockChecksumResponse, FrameError> {
+        rpc::read_message(r, MAX_OP_FRAME_LEN)
+    }
+}
+
+/// Asks for a block checksum over a connected data-port stream (blocking): sends the op,
+/// reads the op response and, if it says `Success`, the answer. `Ok(Err(response))`: refused.
+pub fn request_block_checksum(
+    s: &mut (impl Read + Write),
+    block: ExtendedBlock,
+) -> Result<Result<BlockChecksumResponse, OpResponse>, FrameError> {
+    s.write_all(&Op::BlockChecksum { block }.to_frame()?)?;
+    s.flush()?;
+    let resp = OpResponse::read_from(s)?;
+    if !resp.status.is_success() {
+        return Ok(Err(resp));
+    }
+    Ok(Ok(BlockChecksumResponse::read_from(s)?))
 }
 
 /// The pieces of a packet's `len` data bytes at block offset `offset`, as ranges of the data,

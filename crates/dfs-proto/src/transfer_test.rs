@@ -147,3 +147,27 @@ fn op_frames_check_their_version_and_size() {
     let resp = OpResponse { status: Status::Success, message: String::new(), first_chunk_offset: 512 };
     assert_eq!(OpResponse::read_from(&mut &resp.to_frame().unwrap()[..]).unwrap(), resp);
 }
+
+#[test]
+fn block_checksum_response_layout() {
+    let r = BlockChecksumResponse { bytes_per_crc: 512, crc_per_block: 0x0102_0304_0506, md5: [0xee; 16] };
+    let frame = r.to_frame().unwrap();
+    // len | bytes_per_crc u32 BE | crc_per_block u64 BE | md5 raw.
+    assert_eq!(&frame[..4], &28u32.to_be_bytes());
+    assert_eq!(&frame[4..8], &512u32.to_be_bytes());
+    assert_eq!(&frame[8..16], &0x0102_0304_0506u64.to_be_bytes());
+    assert_eq!(&frame[16..], &[0xee; 16]);
+    assert_eq!(BlockChecksumResponse::read_from(&mut &frame[..]).unwrap(), r);
+    // A digest one byte short, or a byte too many, is refused.
+    let mut short = frame[..frame.len() - 1].to_vec();
+    short[..4].copy_from_slice(&27u32.to_be_bytes());
+    assert!(BlockChecksumResponse::read_from(&mut &short[..]).is_err());
+    let mut long = frame.clone();
+    long.push(0);
+    long[..4].copy_from_slice(&29u32.to_be_bytes());
+    assert!(BlockChecksumResponse::read_from(&mut &long[..]).is_err());
+    let op = Op::BlockChecksum { block: crate::ExtendedBlock { id: 7, gs: 8, len: 9 } };
+    let frame = op.to_frame().unwrap();
+    assert_eq!(frame[6], 5, "BlockChecksum is op 5");
+    assert_eq!(Op::from_body(&frame[4..]).unwrap(), op);
+}

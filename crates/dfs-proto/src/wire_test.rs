@@ -7,7 +7,7 @@ use crate::client_nn::*;
 use crate::codec::Message;
 use crate::dn_nn::*;
 use crate::rpc::{RemoteError, Request, RequestHeader, Response};
-use crate::transfer::{Op, OpResponse, Packet, PacketHeader, PipelineAck, Status, WriteStage};
+use crate::transfer::{BlockChecksumResponse, Op, OpResponse, Packet, PacketHeader, PipelineAck, Status, WriteStage};
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
@@ -213,6 +213,7 @@ fn ops() -> Vec<Op> {
     v.push(Op::CopyBlock { block: blk(3) });
     v.push(Op::InitRecovery { block: blk(4), recovery_id: 9, namenode_epoch: 3 });
     v.push(Op::FinishRecovery { block: blk(5), namenode_epoch: 3 });
+    v.push(Op::BlockChecksum { block: blk(6) });
     v
 }
 
@@ -278,6 +279,13 @@ fn corpus() -> Vec<(Vec<u8>, Decoder)> {
         .map(|status| OpResponse { status, message: format!("{status:?}"), first_chunk_offset: 512 })
         .collect();
     round_trip(&op_resps, &mut out);
+    round_trip(
+        &[
+            BlockChecksumResponse { bytes_per_crc: 512, crc_per_block: 0, md5: [0xab; 16] },
+            BlockChecksumResponse { bytes_per_crc: 512, crc_per_block: 262_144, md5: *b"0123456789abcdef" },
+        ],
+        &mut out,
+    );
     round_trip(
         &[
             Packet::build(0, 0, vec![], true, false),

@@ -5,9 +5,10 @@
 //! existing paths take Hadoop's globs. Errors go to stderr as Hadoop words them
 //! (`ls: `/x': No such file or directory`); a command that failed for any argument goes on
 //! with the others and exits 1. Layout: this file parses the arguments and runs the metadata
-//! commands; `copy.rs` has put/get/cat, `fsck.rs` fsck, `format.rs` the output formats and
+//! commands; `copy.rs` has put/get/cat, `fsck.rs` fsck, `checksum.rs` checksum, `format.rs` the output formats and
 //! `mode.rs` chmod's modes.
 
+mod checksum;
 mod copy;
 mod format;
 mod fsck;
@@ -139,6 +140,11 @@ enum FsCmd {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Print HDFS's checksum of files (MD5-of-MD5-of-CRC32C): path, algorithm, hex bytes.
+    Checksum {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Check the blocks of every file under PATH: each block with its replicas, then a
     /// summary; exits 0 only if the file system there is HEALTHY.
     Fsck { path: String },
@@ -212,6 +218,7 @@ impl Shell {
             FsCmd::Setrep { wait, replication, paths } => self.with("setrep", |s| s.setrep(paths, replication, wait)),
             FsCmd::Chmod { recursive, mode, paths } => self.with("chmod", |s| s.chmod(&mode, paths, recursive)),
             FsCmd::Chown { recursive, owner, paths } => self.with("chown", |s| s.chown(&owner, paths, recursive)),
+            FsCmd::Checksum { paths } => self.with("checksum", |s| checksum::run(s, paths)),
             FsCmd::Fsck { path } => {
                 self.cmd = "fsck";
                 fsck::run(self, &path)

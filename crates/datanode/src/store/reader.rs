@@ -4,7 +4,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
-use super::{lock, read_span, Inner, MAX_READ_LEN};
+use super::{lock, read_full_at, read_span, Inner, MAX_READ_LEN};
 use crate::error::{Result, StoreError};
 use crate::meta;
 
@@ -109,6 +109,32 @@ impl ReplicaReader {
             return Err(StoreError::Corrupt { id, offset: start + good * meta::CHUNK });
         }
         Ok(Chunks { offset: start, data, crcs })
+    }
+
+    /// The stored checksums of chunks `[first, first + count)` as the meta file holds them
+    /// (big-endian CRC32Cs, 4 bytes each), unchecked against the data: what HDFS's block
+    /// checksum digests. Chunks past the replica's length are `OutOfRange`; a meta file that
+    /// ends early is `Corrupt` at the first chunk it lacks.
+    pub fn stored_crc_bytes(&self, first: u64, count: u64) -> Result<Vec<u8>> {
+        let id = self.id;
+        let len = count.saturating_mul(meta::CRC_LEN);
+        if len > MAX_READ_LEN {
+            return Err(StoreError::TooLarge { id, what: "checksum read", len, limit: MAX_READ_LEN });
+        }
+        let _io = lock(&self.io);
+        let length = self.inner.current(id, self.incarnation)?.length;
+        if first.saturating_add(count) > meta::chunks(length) {
+            let (offset, len) = (first.saturating_mul(meta::CHUNK), count.saturating_mul(meta::CHUNK));
+            return Err(StoreError::OutOfRange { id, offset, len, length });
+        }
+        let mut raw = vec![0u8; len as usize];
+        let d = &self.inner.dirs[self.dir];
+        let n = read_full_at(&self.meta, &mut raw, meta::crc_offset(first))
+            .map_err(|e| d.io_err(e, || format!("reading meta of block {id}")))?;
+        if n < raw.len() {
+            return Err(StoreError::Corrupt { id, offset: (first + n as u64 / meta::CRC_LEN) * meta::CHUNK });
+        }
+        Ok(raw)
     }
 
     /// The bytes `[offset, offset + len)`, checked.
