@@ -152,6 +152,16 @@ class Checks:
         st = self.alice.status("dir/b.bin")
         assert (st["accessTime"], st["modificationTime"]) == (1_000_000, 2_000_000), st
 
+    def checksum(self):
+        # HDFS's MD5-of-MD5-of-CRC32C: 512 bytes per CRC, 2048 CRCs per 1 MiB block, 28 bytes
+        # (tests/fs_checksum.rs checks the digest against an independent computation).
+        c = self.alice.checksum("dir/b.bin")
+        assert c["algorithm"] == "MD5-of-2048MD5-of-512CRC32C", c
+        assert c["length"] == 28 and c["bytes"].startswith("00000200" "0000000000000800"), c
+        assert len(c["bytes"]) == 56, c
+        assert self.fs.ukey("/user/alice/dir/b.bin") == c
+        expect_error("FileNotFoundException", self.alice.checksum, "nothing-here")
+
     def content_summary(self):
         c = self.alice.content("/user/alice")
         assert c["length"] == len(self.data) + 700_000, c
@@ -277,7 +287,7 @@ class Checks:
 
 ORDER = [
     "setup_home", "upload_and_read", "list_and_status", "append", "rename", "permissions",
-    "content_summary", "errors", "delete", "fsspec_roundtrip", "datanode_killed",
+    "checksum", "content_summary", "errors", "delete", "fsspec_roundtrip", "datanode_killed",
 ]
 
 

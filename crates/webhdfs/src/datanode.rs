@@ -1,5 +1,6 @@
 //! The DataNode's WebHDFS router (HDFS's `DatanodeWebHdfsMethods`): the second step of
-//! CREATE (`201 Created`) and APPEND (`200`), and OPEN, each streamed through a client of the
+//! CREATE (`201 Created`) and APPEND (`200`), OPEN, and GETFILECHECKSUM (HDFS's
+//! MD5-of-MD5-of-CRC32C from one replica of each block). Data is streamed through a client of the
 //! DataNode's own NameNode acting as the request's user. The request body goes to a
 //! [`dfs_client::FileWriter`] chunk by chunk as it arrives (a bounded channel between the
 //! connection and the writer's thread); a read goes out packet by packet. Nothing is held
@@ -62,6 +63,11 @@ async fn answer(gw: &Gateway, req: Request) -> Result<Response, WebError> {
     match op {
         Op::Create | Op::Append => write(gw, op, &params, path, &user, req.into_body()).await,
         Op::Open => read(gw, &params, path, &user).await,
+        Op::GetFileChecksum => {
+            let dfs = gw.clients.dfs(&user)?;
+            let sum = crate::blocking(move || Ok(dfs.file_checksum(&path)?)).await?;
+            crate::namenode::ok_json(crate::json::file_checksum(&sum))
+        }
         other => Err(WebError::unsupported(format!("op={} is not supported by a DataNode", other.name()))),
     }
 }

@@ -73,6 +73,11 @@ pub fn block_locations(located: &LocatedBlocks) -> Value {
     json!({"BlockLocations": {"BlockLocation": blocks}})
 }
 
+/// `GETFILECHECKSUM`: the algorithm's name, the 28 bytes of Hadoop's serialization in hex.
+pub fn file_checksum(c: &dfs_client::FileChecksum) -> Value {
+    json!({"FileChecksum": {"algorithm": c.algorithm, "bytes": c.hex(), "length": c.length}})
+}
+
 pub fn boolean(b: bool) -> Value {
     json!({ "boolean": b })
 }
