@@ -11,9 +11,10 @@
 //! the bytes through a [`dfs_client::FileWriter`] or [`dfs_client::FileReader`], never holding
 //! a whole body.
 //!
-//! [`serve`] runs a router on a listener: HTTP/1.1, the request head bounded to
-//! [`MAX_HEAD`] bytes and read within [`HEAD_TIMEOUT`], at most [`MAX_CONNECTIONS`]
-//! connections at once (the next waits to be accepted).
+//! [`serve`] runs a router on a listener: HTTP/1.1, the request head read within
+//! [`HEAD_TIMEOUT`] and bounded by [`MAX_HEAD`] (hyper checks its buffer between reads, so a
+//! head somewhat longer that arrives in one read can pass; a longer one gets 431), at most
+//! [`MAX_CONNECTIONS`] connections at once (the next waits to be accepted).
 
 pub mod datanode;
 pub mod error;

@@ -70,6 +70,14 @@ impl FsCluster {
             .map(|p| p as u32)
     }
 
+    /// The HTTP address (`host:port`) of a role's process per cluster.json (`namenode` "1",
+    /// `datanode` "2", ...).
+    pub fn http_addr(&self, role: &str, id: &str) -> String {
+        let v = self.cluster_json().expect("cluster.json");
+        let p = v["processes"].as_array().expect("processes").iter().find(|p| p["role"] == role && p["id"] == id);
+        p.and_then(|p| p["addrs"]["http"].as_str()).expect("an http address").to_string()
+    }
+
     /// The data directory of DataNode `id` (as `herd up` lays it out).
     pub fn datanode_dir(&self, id: &str) -> PathBuf {
         self.dir.path().join(format!("datanode-{id}"))
