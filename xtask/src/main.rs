@@ -40,13 +40,14 @@ fn have(cmd: &str) -> bool {
 }
 
 /// Debian packages the tests use: ZooKeeper's C client (`cli_mt`, zookeeper-bin) and Java
-/// client and server (`zkCli.sh`, zookeeper), nftables for partitions between test hosts, and
-/// libfaketime (faketime) to jump a keeper's wall clock.
+/// client and server (`zkCli.sh`, zookeeper), nftables for partitions between test hosts,
+/// libfaketime (faketime) to jump a keeper's wall clock, and curl for the README's WebHDFS
+/// session.
 fn install_debian_clients() -> Result<()> {
     let zkcli = Path::new("/usr/share/zookeeper/bin/zkCli.sh");
     let cli_mt = Path::new("/usr/lib/zookeeper/bin/cli_mt");
     let faketime = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1");
-    if cli_mt.exists() && zkcli.exists() && have("nft") && faketime.exists() {
+    if cli_mt.exists() && zkcli.exists() && have("nft") && faketime.exists() && have("curl") {
         return Ok(());
     }
     let apt = |args: &[&str]| {
@@ -55,7 +56,17 @@ fn install_debian_clients() -> Result<()> {
         run(&mut c)
     };
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "--no-install-recommends", "zookeeper", "zookeeper-bin", "nftables", "faketime"])
+    apt(&[
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "zookeeper",
+        "zookeeper-bin",
+        "nftables",
+        "faketime",
+        "curl",
+    ])
 }
 
 /// A venv with kazoo 2.11.0 and its test extra, rebuilt when requirements.txt changes.
