@@ -8,10 +8,12 @@
 //! commands; `copy.rs` has put/get/cat, `fsck.rs` fsck, `format.rs` the output formats and
 //! `mode.rs` chmod's modes.
 
+mod concat;
 mod copy;
 mod format;
 mod fsck;
 mod mode;
+mod truncate;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -142,6 +144,21 @@ enum FsCmd {
     /// Check the blocks of every file under PATH: each block with its replicas, then a
     /// summary; exits 0 only if the file system there is HEALTHY.
     Fsck { path: String },
+    /// Truncate files to LENGTH bytes; a cut inside a block finishes after a block recovery.
+    Truncate {
+        /// Wait until the block recovery is done.
+        #[arg(short = 'w')]
+        wait: bool,
+        length: String,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Concatenate source files (removed) onto the end of TARGET, all in one directory.
+    Concat {
+        target: String,
+        #[arg(required = true, value_name = "SRC")]
+        srcs: Vec<String>,
+    },
 }
 
 pub fn run(a: FsArgs) -> anyhow::Result<()> {
@@ -216,6 +233,10 @@ impl Shell {
                 self.cmd = "fsck";
                 fsck::run(self, &path)
             }
+            FsCmd::Truncate { wait, length, paths } => {
+                self.with("truncate", |s| truncate::run(s, &length, paths, wait))
+            }
+            FsCmd::Concat { target, srcs } => self.with("concat", |s| concat::run(s, &target, srcs)),
         }
     }
 
