@@ -366,19 +366,31 @@ impl Store {
     }
 
     /// Lease recovery, step two (HDFS `updateReplicaUnderRecovery`): cuts replica `id` to
-    /// `length` and finalizes it under `recovery_id`. A finalized replica must already have
-    /// that length (only its stamp moves). Repeating the call changes nothing.
+    /// `length` and finalizes it under `recovery_id`. A finalized replica longer than that is
+    /// cut too (a truncate's recovery); one shorter is refused. Repeating the call changes
+    /// nothing.
     pub fn finish_recovery(&self, id: u64, recovery_id: u64, length: u64) -> Result<ReplicaInfo> {
         let r = self.get(id).ok_or(StoreError::NoSuchReplica { id })?;
         if r.gs > recovery_id {
             return Err(StoreError::GenStampNotNewer { id, current: r.gs, proposed: recovery_id });
         }
         match r.state {
-            ReplicaState::Finalized if r.length != length => {
+            ReplicaState::Finalized if r.length < length => {
+                Err(StoreError::TooShort { id, on_disk: r.length, wanted: length })
+            }
+            // Finalized under this recovery already, at another length: a cut now would need
+            // a newer stamp.
+            ReplicaState::Finalized if r.gs == recovery_id && r.length != length => {
                 Err(StoreError::WrongState { id, state: r.state, needed: ReplicaState::Rbw })
             }
             ReplicaState::Finalized if r.gs == recovery_id => Ok(r),
-            ReplicaState::Finalized => self.append(id, r.gs, recovery_id)?.finalize(),
+            ReplicaState::Finalized if r.length == length => self.append(id, r.gs, recovery_id)?.finalize(),
+            ReplicaState::Finalized => {
+                // Reopened under the recovery stamp first, so that a crash between the two
+                // steps leaves a replica being written that the next attempt cuts.
+                drop(self.append(id, r.gs, recovery_id)?);
+                self.cut_rbw(id, recovery_id, length, true)?.finalize()
+            }
             ReplicaState::Rbw => self.cut_rbw(id, recovery_id, length, true)?.finalize(),
             ReplicaState::Temporary => Err(StoreError::NoSuchReplica { id }),
         }

@@ -1,7 +1,8 @@
 //! Lease recovery over the data port: `InitRecovery` fences the writer of each replica and
 //! reports its length; `FinishRecovery` cuts every replica to the shortest and finalizes it
-//! under the recovery stamp; a finalized replica only changes stamp; a stale NameNode epoch and
-//! a client (epoch 0) are refused; repeating a step changes nothing.
+//! under the recovery stamp; a finalized replica changes stamp, and is cut if longer (a
+//! truncate), never lengthened; a stale NameNode epoch and a client (epoch 0) are refused;
+//! repeating a step changes nothing.
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
@@ -76,17 +77,27 @@ fn replicas_are_cut_to_the_shortest_and_finalized_under_the_recovery_stamp() {
         n.store.verify(7).expect("checksums match the cut replica");
     }
 
-    // A finalized replica of the right length only moves to the new stamp; one of another
-    // length is refused (the NameNode leaves it out, and its length marks it corrupt later).
+    // A finalized replica of the right length only moves to the new stamp; a longer one is
+    // cut (a truncate's recovery, as HDFS's updateReplicaUnderRecovery does); a shorter one
+    // is refused.
     let r = call(nodes[0].addr(), &Op::FinishRecovery { block: ExtendedBlock { gs: 11, ..done }, namenode_epoch: 5 });
     assert_eq!(r.status, Status::Success, "{}", r.message);
     assert_eq!(nodes[0].store.get(7).map(|r| (r.state, r.gs)), Some((ReplicaState::Finalized, 11)));
     let r = call(
         nodes[1].addr(),
-        &Op::FinishRecovery { block: ExtendedBlock { gs: 12, len: 10, ..done }, namenode_epoch: 5 },
+        &Op::FinishRecovery { block: ExtendedBlock { gs: 12, len: shortest + 1, ..done }, namenode_epoch: 5 },
     );
     assert_ne!(r.status, Status::Success);
     assert_eq!(nodes[1].store.get(7).map(|r| (r.gs, r.length)), Some((10, shortest)));
+    let r = call(
+        nodes[1].addr(),
+        &Op::FinishRecovery { block: ExtendedBlock { gs: 12, len: 700, ..done }, namenode_epoch: 5 },
+    );
+    assert_eq!((r.status, r.first_chunk_offset), (Status::Success, 700), "{}", r.message);
+    assert_eq!(nodes[1].store.get(7).map(|r| (r.state, r.gs, r.length)), Some((ReplicaState::Finalized, 12, 700)));
+    let got = nodes[1].store.open_reader(7, 12).expect("reader").read_bytes(0, 700).expect("read");
+    assert_eq!(got, data[..700]);
+    nodes[1].store.verify(7).expect("checksums match the truncated replica");
     // A replica the NameNode knows at a newer stamp than the recovery's is stale.
     let r = call(
         nodes[2].addr(),

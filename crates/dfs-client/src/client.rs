@@ -295,6 +295,50 @@ impl Dfs {
         self.inner.call_bool("recoverLease", req)
     }
 
+    /// HDFS `truncate`: cuts the closed file at `path` to `new_length` bytes (never longer).
+    /// True when that is done; false when its new last block is being cut on the DataNodes by
+    /// a block recovery, after which the NameNode closes the file. Until then the file is under
+    /// construction and keeps its old length: wait with [`Dfs::truncate_and_wait`], or poll
+    /// [`Dfs::status`] until it is no longer under construction (as `hadoop fs -truncate -w`
+    /// polls for the new length), before reading or appending.
+    pub fn truncate(&self, path: &str, new_length: u64) -> Result<bool> {
+        check_path(path)?;
+        let req =
+            ClientRequest::Truncate { path: path.to_string(), new_length, client_name: self.inner.client_name.clone() };
+        self.inner.call_bool("truncate", req)
+    }
+
+    /// [`Dfs::truncate`], then waits until the file is closed at `new_length` (polling every
+    /// 100 ms, for at most `timeout`).
+    pub fn truncate_and_wait(&self, path: &str, new_length: u64, timeout: Duration) -> Result<()> {
+        if self.truncate(path, new_length)? {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.status(path)? {
+                Some(s) if !s.under_construction && s.length == new_length => return Ok(()),
+                None => return Err(DfsError::Invalid(format!("{path}: deleted while being truncated"))),
+                Some(_) if std::time::Instant::now() >= deadline => {
+                    return Err(DfsError::TruncateNotDone { path: path.to_string(), new_length });
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// HDFS `concat`: appends the blocks of `srcs`, in order, to `target` and removes `srcs`.
+    /// All are closed files in one directory, the sources not empty (Hadoop's rules; the
+    /// NameNode checks them).
+    pub fn concat(&self, target: &str, srcs: &[&str]) -> Result<()> {
+        check_path(target)?;
+        for s in srcs {
+            check_path(s)?;
+        }
+        let srcs = srcs.iter().map(|s| s.to_string()).collect();
+        self.inner.call_done("concat", ClientRequest::Concat { target: target.to_string(), srcs })
+    }
+
     /// HDFS `refreshNodes` (superuser): the NameNode re-reads its exclude file.
     pub fn refresh_nodes(&self) -> Result<()> {
         match self.inner.call(ClientRequest::RefreshNodes)? {

@@ -30,6 +30,9 @@ pub enum DfsError {
     /// The file was written but the NameNode did not report it closed in time.
     #[error("file {path} could not be closed: the NameNode kept answering that its last block is not yet replicated")]
     NotClosed { path: String },
+    /// A truncate's block recovery did not close the file in the time waited.
+    #[error("truncate of {path} to {new_length} bytes is not done: its last block is still being recovered")]
+    TruncateNotDone { path: String, new_length: u64 },
     /// The NameNode answered with a response of another kind than the call's.
     #[error("unexpected answer from the NameNode to {call}: {answer}")]
     Unexpected { call: &'static str, answer: String },

@@ -5,13 +5,13 @@
 //! are the numbers after `=` below. Which response a request gets on success:
 //!
 //! ```text
-//! Mkdirs, Delete, Complete, SetReplication, RecoverLease           -> Bool
+//! Mkdirs, Delete, Complete, SetReplication, RecoverLease, Truncate -> Bool
 //! Create                                                            -> Status
 //! AddBlock                                                          -> Located
 //! Append                                                            -> Appended
 //! UpdateBlockForPipeline                                            -> Block (the new stamp)
 //! AbandonBlock, UpdatePipeline, Rename, Set{Permission,Owner,Times},
-//!   RenewLease, ReportBadBlocks                                     -> Done
+//!   RenewLease, ReportBadBlocks, Concat                             -> Done
 //! GetFileInfo -> FileInfo, List -> Listing, GetContentSummary -> ContentSummary,
 //! GetBlockLocations -> LocatedBlocks, GetBlockHealth -> BlockHealth,
 //! GetServerDefaults -> ServerDefaults, RefreshNodes -> Done, DatanodeReport -> DatanodeReport
@@ -92,6 +92,14 @@ wire_enum! {
         RefreshNodes = 23,
         /// HDFS `getDatanodeReport`: every registered DataNode and its state.
         DatanodeReport = 24,
+        /// HDFS `truncate`: cuts a closed file to `new_length` (never longer). `Bool(true)`: done;
+        /// `Bool(false)`: the last block is being cut by a block recovery, after which the
+        /// NameNode closes the file (poll its status until it is no longer under
+        /// construction). `client_name` holds the file's lease meanwhile.
+        Truncate { path: String, new_length: u64, client_name: String } = 25,
+        /// HDFS `concat`: appends the blocks of `srcs` (closed, non-empty files in `target`'s
+        /// directory), in order, to the closed file `target`, and removes `srcs`.
+        Concat { target: String, srcs: Vec<String> } = 26,
     }
 }
 

@@ -84,6 +84,8 @@ fn client_requests() -> Vec<ClientRequest> {
         GetServerDefaults,
         RefreshNodes,
         DatanodeReport,
+        Truncate { path: p(), new_length: (1 << 20) + 17, client_name: c() },
+        Concat { target: p(), srcs: vec!["/a/c".into(), "/a/d".into()] },
     ]
 }
 

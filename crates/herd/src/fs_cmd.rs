@@ -5,14 +5,16 @@
 //! existing paths take Hadoop's globs. Errors go to stderr as Hadoop words them
 //! (`ls: `/x': No such file or directory`); a command that failed for any argument goes on
 //! with the others and exits 1. Layout: this file parses the arguments and runs the metadata
-//! commands; `copy.rs` has put/get/cat, `fsck.rs` fsck, `checksum.rs` checksum, `format.rs` the output formats and
-//! `mode.rs` chmod's modes.
+//! commands; `copy.rs` has put/get/cat, `fsck.rs` fsck, `checksum.rs` checksum, `truncate.rs`
+//! and `concat.rs` those two, `format.rs` the output formats and `mode.rs` chmod's modes.
 
 mod checksum;
+mod concat;
 mod copy;
 mod format;
 mod fsck;
 mod mode;
+mod truncate;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -148,6 +150,21 @@ enum FsCmd {
     /// Check the blocks of every file under PATH: each block with its replicas, then a
     /// summary; exits 0 only if the file system there is HEALTHY.
     Fsck { path: String },
+    /// Truncate files to LENGTH bytes; a cut inside a block finishes after a block recovery.
+    Truncate {
+        /// Wait until the block recovery is done.
+        #[arg(short = 'w')]
+        wait: bool,
+        length: String,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Concatenate source files (removed) onto the end of TARGET, all in one directory.
+    Concat {
+        target: String,
+        #[arg(required = true, value_name = "SRC")]
+        srcs: Vec<String>,
+    },
 }
 
 pub fn run(a: FsArgs) -> anyhow::Result<()> {
@@ -223,6 +240,10 @@ impl Shell {
                 self.cmd = "fsck";
                 fsck::run(self, &path)
             }
+            FsCmd::Truncate { wait, length, paths } => {
+                self.with("truncate", |s| truncate::run(s, &length, paths, wait))
+            }
+            FsCmd::Concat { target, srcs } => self.with("concat", |s| concat::run(s, &target, srcs)),
         }
     }
 

@@ -9,7 +9,7 @@
 //! no log entry.
 //!
 //! At-most-once: a successful non-idempotent op (create, append, rename, delete, addBlock,
-//! complete) is remembered under its (client id, call id) for [`Limits::retry_ttl_ms`] of entry
+//! complete, truncate, concat) is remembered under its (client id, call id) for [`Limits::retry_ttl_ms`] of entry
 //! time; the same key again returns the remembered reply and changes nothing. Failures are not
 //! remembered, as in Hadoop's RetryCache: a retry runs again.
 //!
@@ -88,6 +88,10 @@ pub struct UnderConstruction {
     pub machine: String,
     /// Whether the last block is being written (its length is not final).
     pub open_block: bool,
+    /// Set while a truncate waits for the block recovery that cuts the last block's replicas:
+    /// the length that block will have (HDFS's truncate block). The block keeps its old
+    /// length until the recovery commits the new one, as in HDFS.
+    pub truncate_to: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +319,22 @@ pub enum Op {
         path: String,
         last: Option<Block>,
     },
+    /// HDFS `truncate`: cuts a closed file to `new_length`. Blocks wholly past it go at once.
+    /// Replies true if that is all (the cut falls on a block boundary); false if the new last
+    /// block must be cut on the DataNodes first: the file stays open under `client_name`'s
+    /// lease and the entry orders a block recovery ([`Outcome::recovery`]) whose
+    /// [`Op::RecoverLease`] closes it.
+    Truncate {
+        path: String,
+        new_length: u64,
+        client_name: String,
+        client_machine: String,
+    },
+    /// HDFS `concat`: appends the blocks of `srcs`, in order, to `target` and removes `srcs`.
+    Concat {
+        target: String,
+        srcs: Vec<String>,
+    },
 }
 
 impl Op {
@@ -327,6 +347,7 @@ impl Op {
             | Op::Complete { client_name, .. }
             | Op::Append { client_name, .. }
             | Op::UpdateBlock { client_name, .. }
+            | Op::Truncate { client_name, .. }
             | Op::RenewLease { client_name } => Some(client_name),
             _ => None,
         }
@@ -342,6 +363,8 @@ impl Op {
                 | Op::Delete { .. }
                 | Op::AddBlock { .. }
                 | Op::Complete { .. }
+                | Op::Truncate { .. }
+                | Op::Concat { .. }
         )
     }
 }
@@ -364,6 +387,8 @@ pub struct RecoveryOrder {
     pub file_id: u64,
     pub block: Block,
     pub recovery_id: u64,
+    /// A truncate's recovery: the common length is at most this.
+    pub truncate_to: Option<u64>,
 }
 
 /// What applying one entry did.
@@ -907,6 +932,10 @@ impl Namespace {
             }
             Op::BeginRecovery { path } => self.begin_recovery(cx, path),
             Op::RecoverLease { path, last } => self.recover_lease(cx, path, *last),
+            Op::Truncate { path, new_length, client_name, client_machine } => {
+                self.truncate(cx, path, *new_length, client_name, client_machine)
+            }
+            Op::Concat { target, srcs } => self.concat(cx, target, srcs),
         }
     }
 
@@ -1008,7 +1037,12 @@ impl Namespace {
             self.remove_subtree(cx, id);
         }
         let parent = self.create_ancestors(cx, &iip, spec.perm);
-        let uc = UnderConstruction { holder: client.to_string(), machine: machine.to_string(), open_block: false };
+        let uc = UnderConstruction {
+            holder: client.to_string(),
+            machine: machine.to_string(),
+            open_block: false,
+            truncate_to: None,
+        };
         let file =
             FileInfo { replication: spec.replication, block_size: spec.block_size, blocks: Vec::new(), uc: Some(uc) };
         let id = self.add_child(cx, parent, iip.name(), spec.perm & MODE_MASK, InodeKind::File(file));
@@ -1059,6 +1093,13 @@ impl Namespace {
             }
             return Err(Error::RecoveryInProgress(refuse("lease recovery is in progress. Try again later.".into())));
         }
+        if uc.truncate_to.is_some() {
+            // HDFS: the last block is UNDER_RECOVERY.
+            return Err(Error::RecoveryInProgress(refuse(format!(
+                "another recovery is in progress by {} on {}",
+                uc.holder, uc.machine
+            ))));
+        }
         Err(Error::AlreadyBeingCreated(refuse(format!(
             "this file lease is currently owned by {} on {}",
             uc.holder, uc.machine
@@ -1076,7 +1117,13 @@ impl Namespace {
                 self.lease_add(RECOVERY_HOLDER, id, cx.time);
                 let f = self.file_mut(id);
                 f.uc.as_mut().expect("under construction").holder = RECOVERY_HOLDER.into();
-                cx.recovery = Some(RecoveryOrder { path: path.to_string(), file_id: id, block, recovery_id: cx.index });
+                cx.recovery = Some(RecoveryOrder {
+                    path: path.to_string(),
+                    file_id: id,
+                    block,
+                    recovery_id: cx.index,
+                    truncate_to: uc.truncate_to,
+                });
                 false
             }
             _ => {
@@ -1134,6 +1181,10 @@ impl Namespace {
                 "Client (={client}) is not the lease owner (={}): {path}",
                 uc.holder
             )));
+        }
+        if uc.truncate_to.is_some() {
+            // Its last block belongs to the truncate's recovery, not to a writer.
+            return Err(Error::RecoveryInProgress(format!("{path} is being truncated.")));
         }
         Ok(id)
     }
@@ -1233,7 +1284,12 @@ impl Namespace {
         let f = self.file_mut(id);
         let block_size = f.block_size;
         let reopen = !new_block && f.blocks.last().is_some_and(|b| b.len < block_size);
-        f.uc = Some(UnderConstruction { holder: client.to_string(), machine: machine.to_string(), open_block: reopen });
+        f.uc = Some(UnderConstruction {
+            holder: client.to_string(),
+            machine: machine.to_string(),
+            open_block: reopen,
+            truncate_to: None,
+        });
         let last = if reopen { f.blocks.last().copied() } else { None };
         self.lease_add(client, id, cx.time);
         Ok(Reply::Appended { status: self.inodes[&id].status(), last })
@@ -1468,13 +1524,7 @@ impl Namespace {
         let iip = self.resolve(p)?;
         let path = iip.path();
         self.traverse(&iip, &cx.caller)?;
-        let id = match iip.last() {
-            None => return Err(Error::FileNotFound(format!("File does not exist: {path}"))),
-            Some(id) if self.inodes[&id].is_dir() => {
-                return Err(Error::FileNotFound(format!("Path is not a file: {path}")));
-            }
-            Some(id) => id,
-        };
+        let id = self.file_at(&iip)?;
         if self.inodes[&id].file().is_some_and(|f| f.uc.is_none()) {
             return Ok(Reply::Bool(true));
         }
@@ -1499,6 +1549,13 @@ impl Namespace {
         let f = self.inodes[&id].file().expect("a file");
         let Some(uc) = &f.uc else { return Ok(Reply::Done) };
         let current = f.blocks.last().copied();
+        if let (Some(b), Some(t)) = (last, uc.truncate_to) {
+            if b.len > t {
+                return Err(Error::InvalidBlock(format!(
+                    "Recovered block {b:?} of {path} is longer than the truncate's {t} bytes"
+                )));
+            }
+        }
         match (last, current) {
             (Some(b), Some(c)) if uc.open_block && b.id == c.id && b.gs >= c.gs => {
                 *self.file_mut(id).blocks.last_mut().expect("a last block") = b;
@@ -1516,6 +1573,143 @@ impl Namespace {
             }
         }
         self.close(cx, id);
+        Ok(Reply::Done)
+    }
+
+    /// The file an existing path names (HDFS `INodeFile.valueOf`): FileNotFound if nothing is
+    /// there or it is a directory.
+    fn file_at(&self, iip: &Iip) -> Res<u64> {
+        match iip.last() {
+            None => Err(Error::FileNotFound(format!("File does not exist: {}", iip.path()))),
+            Some(id) if self.inodes[&id].is_dir() => {
+                Err(Error::FileNotFound(format!("Path is not a file: {}", iip.path())))
+            }
+            Some(id) => Ok(id),
+        }
+    }
+
+    /// HDFS `FSDirTruncateOp.truncate`, in its order of checks.
+    fn truncate(&mut self, cx: &mut Cx, p: &str, new_length: u64, client: &str, machine: &str) -> Res<Reply> {
+        let iip = self.resolve(p)?;
+        let path = iip.path();
+        self.traverse(&iip, &cx.caller)?;
+        self.check_path(&iip, &cx.caller, WRITE)?;
+        let id = self.file_at(&iip)?;
+        let f = self.inodes[&id].file().expect("a file");
+        if let (Some(t), Some(last)) = (f.uc.as_ref().and_then(|u| u.truncate_to), f.blocks.last()) {
+            // The same truncate again waits with the first; another length must wait for it.
+            if new_length == f.len() - last.len + t {
+                return Ok(Reply::Bool(false));
+            }
+            return Err(Error::AlreadyBeingCreated(format!(
+                "Failed to truncate {path} for {client} on {machine}: {path} is being truncated."
+            )));
+        }
+        // Unforced, this either finds the file closed (or closes it) or refuses.
+        self.recover_lease_internal(cx, id, &path, client, false, "truncate")?;
+        let old = self.inodes[&id].file().expect("a file").len();
+        if new_length == old {
+            return Ok(Reply::Bool(true));
+        }
+        if new_length > old {
+            return Err(Error::HadoopIllegalArgument(format!(
+                "Cannot truncate to a larger file size. Current size: {old}, truncate size: {new_length}."
+            )));
+        }
+        self.inodes.get_mut(&id).expect("file exists").mtime_ms = cx.time;
+        let f = self.file_mut(id);
+        // Keep the blocks that start before the new end; the others go now.
+        let (mut kept, mut end) = (0, 0);
+        for b in &f.blocks {
+            if end >= new_length {
+                break;
+            }
+            end += b.len;
+            kept += 1;
+        }
+        let dropped = f.blocks.split_off(kept);
+        let last = f.blocks.last().copied();
+        for b in dropped {
+            self.block_files.remove(&b.id);
+            cx.removed.push(b);
+        }
+        let Some(last) = last.filter(|_| end != new_length) else { return Ok(Reply::Bool(true)) };
+        let t = last.len - (end - new_length);
+        self.file_mut(id).uc = Some(UnderConstruction {
+            holder: client.to_string(),
+            machine: machine.to_string(),
+            open_block: true,
+            truncate_to: Some(t),
+        });
+        self.lease_add(client, id, cx.time);
+        cx.recovery =
+            Some(RecoveryOrder { path, file_id: id, block: last, recovery_id: cx.index, truncate_to: Some(t) });
+        Ok(Reply::Bool(false))
+    }
+
+    /// HDFS `FSDirConcatOp.concat` (Hadoop 3: sources in the target's directory, closed and
+    /// not empty, with a preferred block size no larger than the target's; partial blocks
+    /// anywhere are fine, as every block carries its own length).
+    fn concat(&mut self, cx: &mut Cx, target: &str, srcs: &[String]) -> Res<Reply> {
+        if target.is_empty() {
+            return Err(Error::IllegalArgument("Target file name is empty".into()));
+        }
+        if srcs.is_empty() {
+            return Err(Error::IllegalArgument("No sources given".into()));
+        }
+        let caller = cx.caller;
+        let t = self.resolve(target)?;
+        let tpath = t.path();
+        self.traverse(&t, &caller)?;
+        self.check_path(&t, &caller, WRITE)?;
+        let tid = self.file_at(&t)?;
+        let (tparent, tfile) = (self.inodes[&tid].parent, self.inodes[&tid].file().expect("a file"));
+        if tfile.uc.is_some() {
+            return Err(Error::HadoopIllegalArgument(format!("concat: target file {tpath} is under construction")));
+        }
+        let bad = |m: String| Err(Error::HadoopIllegalArgument(m));
+        let mut ids = Vec::with_capacity(srcs.len());
+        for src in srcs {
+            let s = self.resolve(src)?;
+            let spath = s.path();
+            self.traverse(&s, &caller)?;
+            self.check_path(&s, &caller, READ)?;
+            // Removing the source needs what a delete needs.
+            self.check_parent(&s, &caller, WRITE)?;
+            let sid = self.file_at(&s)?;
+            let (sinode, sfile) = (&self.inodes[&sid], self.inodes[&sid].file().expect("a file"));
+            if sinode.parent != tparent {
+                return bad(format!("Source file {spath} is not in the same directory with the target {tpath}"));
+            }
+            if sid == tid {
+                return bad(format!("concat: the src file {spath} is the same with the target file {tpath}"));
+            }
+            if sfile.uc.is_some() || sfile.blocks.is_empty() {
+                return bad(format!("concat: source file {spath} is invalid or empty or underConstruction"));
+            }
+            if sfile.block_size > tfile.block_size {
+                return bad(format!(
+                    "concat: source file {spath} has preferred block size {} which is greater than the target file's preferred block size {}",
+                    sfile.block_size, tfile.block_size
+                ));
+            }
+            ids.push(sid);
+        }
+        if ids.iter().collect::<BTreeSet<_>>().len() < ids.len() {
+            return bad("concat: at least two of the source files are the same".into());
+        }
+        let mut moved = Vec::new();
+        for sid in ids {
+            let inode = self.inodes.remove(&sid).expect("a source exists");
+            self.unlink(inode.parent, &inode.name, cx.time);
+            let InodeKind::File(f) = inode.kind else { unreachable!("a source is a file") };
+            moved.extend(f.blocks);
+        }
+        for b in &moved {
+            self.block_files.insert(b.id, tid);
+        }
+        self.inodes.get_mut(&tid).expect("target exists").mtime_ms = cx.time;
+        self.file_mut(tid).blocks.extend(moved);
         Ok(Reply::Done)
     }
 
@@ -1585,6 +1779,11 @@ impl Namespace {
                         open.entry(uc.holder.as_str()).or_default().insert(id);
                         if uc.open_block && f.blocks.is_empty() {
                             return Err(format!("inode {id}: open block but no blocks"));
+                        }
+                        // A truncate cuts the last block, strictly inside it.
+                        let last_len = f.blocks.last().map_or(0, |b| b.len);
+                        if uc.truncate_to.is_some_and(|t| !uc.open_block || t == 0 || t >= last_len) {
+                            return Err(format!("inode {id}: bad truncate target {:?}", uc.truncate_to));
                         }
                     }
                 }

@@ -26,10 +26,14 @@
 //!  14 RenewLease client_name
 //!  15 BeginRecovery path
 //!  16 RecoverLease path opt_block(last)
+//!  17 Truncate path v(new_length) client_name client_machine
+//!  18 Concat target v(n) n × src      (n >= 1 is the namespace's rule, not the codec's)
 //! opt_x: 0 | 1 x;   block: v(id) v(gs) v(len)
 //! ```
 //!
-//! A record must end exactly where its op ends: trailing bytes are an error.
+//! A record must end exactly where its op ends: trailing bytes are an error. Op kinds are only
+//! ever added, never changed or reused, so a new kind keeps the version: every record an older
+//! build wrote still decodes (an older build refuses a newer kind as a bad op kind).
 
 use crate::namespace::{Block, Entry, Op, NO_CLIENT};
 use crate::varint::{Reader, VarintError, Writer};
@@ -256,6 +260,21 @@ impl Writer {
                 self.str(path);
                 self.opt_block(last);
             }
+            Op::Truncate { path, new_length, client_name, client_machine } => {
+                self.buf.push(17);
+                self.str(path);
+                self.u64(*new_length);
+                self.str(client_name);
+                self.str(client_machine);
+            }
+            Op::Concat { target, srcs } => {
+                self.buf.push(18);
+                self.str(target);
+                self.u64(srcs.len() as u64);
+                for src in srcs {
+                    self.str(src);
+                }
+            }
         }
     }
 }
@@ -310,6 +329,21 @@ impl<'a> Reader<'a> {
             14 => Op::RenewLease { client_name: self.str()? },
             15 => Op::BeginRecovery { path: self.str()? },
             16 => Op::RecoverLease { path: self.str()?, last: self.opt_block()? },
+            17 => Op::Truncate {
+                path: self.str()?,
+                new_length: self.u64()?,
+                client_name: self.str()?,
+                client_machine: self.str()?,
+            },
+            18 => {
+                let target = self.str()?;
+                let n = self.count(1)?;
+                let mut srcs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    srcs.push(self.str()?);
+                }
+                Op::Concat { target, srcs }
+            }
             _ => return Err(DecodeError::BadValue("op kind")),
         })
     }
@@ -356,6 +390,14 @@ mod tests {
             Op::BeginRecovery { path: "/f".into() },
             Op::RecoverLease { path: "/f".into(), last: None },
             Op::RecoverLease { path: "/f".into(), last: Some(block(3)) },
+            Op::Truncate {
+                path: "/f".into(),
+                new_length: u64::MAX,
+                client_name: "c".into(),
+                client_machine: "m".into(),
+            },
+            Op::Concat { target: "/t".into(), srcs: vec!["/a".into(), "/ü".into()] },
+            Op::Concat { target: "/t".into(), srcs: Vec::new() },
         ]
     }
 

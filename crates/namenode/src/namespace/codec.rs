@@ -8,7 +8,8 @@
 //! v(inode count), inodes in preorder (root first, children by name, a parent before its
 //!   children): v(id) v(parent) name owner group v(perm) v(mtime) v(atime) kind
 //!   kind 0 = directory; 1 = file: v(replication) v(block_size) v(n) n × (v(id) v(gs) v(len))
-//!     then 0, or 1 holder machine open_block(0|1)
+//!     then 0, or 1 holder machine open_block(0|1) truncate_to(0 | 1 v(length))
+//!     (version 1 has no truncate_to: none is set)
 //! v(lease count), by holder: holder v(last_renewed_ms)   (the files come from the inodes)
 //! v(retry count), by key: client_id[16] v(call_id) v(time_ms) reply
 //!   reply 0 Done | 1 Bool(b) | 2 Status(status) | 3 Block(block) | 4 Appended(status, 0|1 block)
@@ -24,14 +25,15 @@ use crate::varint::{Reader, VarintError, Writer};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 const MAGIC: &[u8; 4] = b"HNNS";
-pub const VERSION: u16 = 1;
+/// The version written. Version 1 (before truncate) is still read.
+pub const VERSION: u16 = 2;
 
 /// Why a checkpoint could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointError {
     #[error("not a namespace checkpoint (bad magic)")]
     BadMagic,
-    #[error("checkpoint version {0} is not supported (this build reads {VERSION})")]
+    #[error("checkpoint version {0} is not supported (this build reads 1 to {VERSION})")]
     Version(u16),
     #[error("checkpoint truncated")]
     Truncated,
@@ -173,6 +175,10 @@ impl Namespace {
                         w.str(&uc.holder);
                         w.str(&uc.machine);
                         w.bool(uc.open_block);
+                        w.bool(uc.truncate_to.is_some());
+                        if let Some(t) = uc.truncate_to {
+                            w.u64(t);
+                        }
                     }
                 }
             }
@@ -202,7 +208,7 @@ impl Namespace {
         }
         let v = r.bytes(2)?;
         let version = u16::from_le_bytes([v[0], v[1]]);
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(CheckpointError::Version(version));
         }
         let limits = Limits {
@@ -242,7 +248,9 @@ impl Namespace {
                         blocks.push(b);
                     }
                     let uc = if r.bool()? {
-                        let uc = UnderConstruction { holder: r.str()?, machine: r.str()?, open_block: r.bool()? };
+                        let (holder, machine, open_block) = (r.str()?, r.str()?, r.bool()?);
+                        let truncate_to = if version >= 2 && r.bool()? { Some(r.u64()?) } else { None };
+                        let uc = UnderConstruction { holder, machine, open_block, truncate_to };
                         open.entry(uc.holder.clone()).or_default().insert(id);
                         Some(uc)
                     } else {

@@ -34,6 +34,13 @@ pub enum Error {
     /// A block that does not match the file's (previous/last block, pipeline update).
     #[error("{0}")]
     InvalidBlock(String),
+    /// An argument Hadoop refuses with `HadoopIllegalArgumentException` (truncate to a larger
+    /// size, the rules of concat).
+    #[error("{0}")]
+    HadoopIllegalArgument(String),
+    /// A precondition Hadoop checks with Guava's `checkArgument` (concat without sources).
+    #[error("{0}")]
+    IllegalArgument(String),
 }
 
 impl Error {
@@ -51,6 +58,8 @@ impl Error {
             Error::AlreadyBeingCreated(_) => "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException",
             Error::RecoveryInProgress(_) => "org.apache.hadoop.hdfs.protocol.RecoveryInProgressException",
             Error::InvalidRename(_) | Error::InvalidArgument(_) | Error::InvalidBlock(_) => "java.io.IOException",
+            Error::HadoopIllegalArgument(_) => "org.apache.hadoop.HadoopIllegalArgumentException",
+            Error::IllegalArgument(_) => "java.lang.IllegalArgumentException",
         }
     }
 

@@ -31,11 +31,43 @@ fn last_block(r: &mut Rng, ns: &Namespace, p: &str) -> Option<Block> {
     Some(Block { len: b.len + r.below(3) * 1000, ..b })
 }
 
+/// Mostly the lease holder of the file at `p` (so that files get written and closed), else
+/// `client`.
+fn writer(r: &mut Rng, ns: &Namespace, p: &str, client: String) -> String {
+    let holder = ns.lookup(p).and_then(|i| i.file()?.uc.as_ref()).map(|u| u.holder.clone());
+    holder.filter(|h| h != RECOVERY_HOLDER && r.chance(60)).unwrap_or(client)
+}
+
+/// Every file's path, in name order: ops on files pick among them half the time, so that
+/// files get written, closed, truncated and concatenated at all.
+fn file_paths(ns: &Namespace) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec!["/".to_string()];
+    while let Some(d) = stack.pop() {
+        let Some(children) = ns.lookup(&d).and_then(Inode::children) else { continue };
+        for (name, id) in children {
+            let p = if d == "/" { format!("/{name}") } else { format!("{d}/{name}") };
+            match ns.inode(*id).is_some_and(Inode::is_dir) {
+                true => stack.push(p),
+                false => out.push(p),
+            }
+        }
+    }
+    out
+}
+
 fn random_op(r: &mut Rng, ns: &Namespace, index: u64) -> (String, Op) {
-    let p = random_path(r);
+    let mut p = random_path(r);
+    let kind = r.below(21);
+    if matches!(kind, 5..=7 | 18..) && r.chance(50) {
+        let files = file_paths(ns);
+        if !files.is_empty() {
+            p = r.pick(&files).clone();
+        }
+    }
     let user = if r.chance(30) { SUPERUSER } else { r.pick(&USERS[1..]) }.to_string();
     let client = r.pick(&CLIENTS).to_string();
-    let op = match r.below(18) {
+    let op = match kind {
         0 | 1 => Op::Mkdirs { path: p, perm: *r.pick(&PERMS), create_parent: r.chance(80) },
         2..=4 => Op::Create {
             path: p,
@@ -49,11 +81,11 @@ fn random_op(r: &mut Rng, ns: &Namespace, index: u64) -> (String, Op) {
         },
         5 | 6 => {
             let previous = if r.chance(80) { last_block(r, ns, &p) } else { None };
-            Op::AddBlock { path: p, client_name: client, previous }
+            Op::AddBlock { path: p.clone(), client_name: writer(r, ns, &p, client), previous }
         }
         7 => {
             let last = if r.chance(80) { last_block(r, ns, &p) } else { None };
-            Op::Complete { path: p, client_name: client, last }
+            Op::Complete { path: p.clone(), client_name: writer(r, ns, &p, client), last }
         }
         8 => {
             let block_id = last_block(r, ns, &p).map_or(1, |b| b.id);
@@ -80,13 +112,48 @@ fn random_op(r: &mut Rng, ns: &Namespace, index: u64) -> (String, Op) {
                 Op::SetTimes { path: p, mtime_ms: Some(r.below(1000)), atime_ms: None }
             }
         }
-        _ => {
+        17 => {
             if r.chance(50) {
                 Op::BeginRecovery { path: p }
             } else {
-                let last = last_block(r, ns, &p).filter(|_| r.chance(70)).map(|b| Block { gs: index, ..b });
+                // A truncate's recovery commits the truncate's length.
+                let target = ns.lookup(&p).and_then(|i| i.file()?.uc.as_ref()?.truncate_to);
+                let last = last_block(r, ns, &p).filter(|_| r.chance(70)).map(|b| Block {
+                    gs: index,
+                    len: target.unwrap_or(b.len),
+                    ..b
+                });
                 return (SUPERUSER.into(), Op::RecoverLease { path: p, last });
             }
+        }
+        18 | 19 => {
+            let len = ns.lookup(&p).and_then(|i| i.file()).map_or(0, FileInfo::len);
+            let new_length = *r.pick(&[0, len / 2, len.saturating_sub(1), len, len + 1]);
+            Op::Truncate { path: p, new_length, client_name: client, client_machine: "m".into() }
+        }
+        _ => {
+            // Mostly among the target's siblings, as concat wants, and closed files with
+            // blocks when there are two: random paths hardly ever meet its rules.
+            let parent = p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            let lookup = ns.lookup(if parent.is_empty() { "/" } else { &parent });
+            let siblings: Vec<&String> =
+                lookup.and_then(Inode::children).map(|c| c.keys().collect()).unwrap_or_default();
+            let closed: Vec<&String> = siblings
+                .iter()
+                .copied()
+                .filter(|n| {
+                    let f = ns.lookup(&format!("{parent}/{n}")).and_then(Inode::file);
+                    f.is_some_and(|f| f.uc.is_none() && !f.blocks.is_empty())
+                })
+                .collect();
+            let names = if closed.len() >= 2 && r.chance(70) { closed } else { siblings };
+            let (p, srcs) = if names.is_empty() {
+                (p, vec![random_path(r)])
+            } else {
+                let target = format!("{parent}/{}", r.pick(&names));
+                (target, (0..1 + r.below(2)).map(|_| format!("{parent}/{}", r.pick(&names))).collect())
+            };
+            Op::Concat { target: p, srcs }
         }
     };
     (user, op)
@@ -142,20 +209,28 @@ fn checkpoint_then_continue_equals_never_checkpointing() {
 
 #[test]
 fn random_histories_reach_interesting_states() {
-    // Guards the generator: a history that never opens, renames or recovers tests little.
-    let mut r = Rng(12345);
-    let mut ns = Namespace::default();
-    let (mut time, mut max_inodes, mut recoveries, mut removed) = (0, 0, 0, 0);
-    for index in 1..=3_000 {
-        time += if r.chance(5) { 70_000 } else { r.below(2_000) };
-        let (user, op) = random_op(&mut r, &ns, index);
-        let e =
-            Entry { time_ms: time, user: user.clone(), groups: groups_of(&user), client_id: NO_CLIENT, call_id: 0, op };
-        let out = ns.apply(index, &e);
-        recoveries += usize::from(out.recovery.is_some());
-        removed += out.removed_blocks.len();
-        max_inodes = max_inodes.max(ns.inode_count());
+    // Guards the generator: histories that never open, rename, recover, truncate inside a
+    // block or concatenate test little.
+    let (mut max_inodes, mut recoveries, mut removed, mut truncating, mut concats) = (0, 0, 0, 0, 0);
+    for seed in 12345..12350 {
+        let mut r = Rng(seed);
+        let mut ns = Namespace::default();
+        let mut time = 0;
+        for index in 1..=3_000 {
+            time += if r.chance(5) { 70_000 } else { r.below(2_000) };
+            let (user, op) = random_op(&mut r, &ns, index);
+            let (is_truncate, is_concat) = (matches!(op, Op::Truncate { .. }), matches!(op, Op::Concat { .. }));
+            let groups = groups_of(&user);
+            let e = Entry { time_ms: time, user, groups, client_id: NO_CLIENT, call_id: 0, op };
+            let out = ns.apply(index, &e);
+            truncating += usize::from(is_truncate && out.result == Ok(Reply::Bool(false)));
+            concats += usize::from(is_concat && out.result.is_ok());
+            recoveries += usize::from(out.recovery.is_some());
+            removed += out.removed_blocks.len();
+            max_inodes = max_inodes.max(ns.inode_count());
+        }
     }
     assert!(max_inodes > 8, "{max_inodes}");
     assert!(recoveries > 0 && removed > 0, "recoveries {recoveries}, removed blocks {removed}");
+    assert!(truncating > 0 && concats > 0, "truncates waiting for recovery {truncating}, concats {concats}");
 }

@@ -691,6 +691,204 @@ fn expired_leases_and_forced_recovery() {
     assert_eq!(kind(l.run(SUPERUSER, Op::BeginRecovery { path: "/user/alice".into() })), "FileNotFoundException");
 }
 
+fn truncate(p: &str, new_length: u64, client: &str) -> Op {
+    Op::Truncate { path: p.into(), new_length, client_name: client.into(), client_machine: format!("{client}-host") }
+}
+
+fn concat(target: &str, srcs: &[&str]) -> Op {
+    Op::Concat { target: target.into(), srcs: srcs.iter().map(|s| s.to_string()).collect() }
+}
+
+fn blocks_of(l: &Log, p: &str) -> Vec<Block> {
+    l.ns.lookup(p).unwrap().file().unwrap().blocks.clone()
+}
+
+/// Alice's closed file /user/alice/f of blocks of 100, 100 and 50 bytes, and its blocks.
+fn file_of_250_bytes() -> (Log, &'static str, Vec<Block>) {
+    let mut l = homes();
+    let f = "/user/alice/f";
+    l.write("alice", f, &[100, 100, 50]);
+    let b = blocks_of(&l, f);
+    (l, f, b)
+}
+
+#[test]
+fn truncate_checks_in_hdfs_order() {
+    let (mut l, f, _) = file_of_250_bytes();
+    assert_eq!(kind(l.run("bob", truncate(f, 10, "c9"))), "AccessControlException");
+    assert_eq!(kind(l.run("alice", truncate("/user/alice/none", 0, "c9"))), "FileNotFoundException");
+    assert_eq!(kind(l.run("alice", truncate("/user/alice", 0, "c9"))), "FileNotFoundException");
+    let Err(e) = l.run("alice", truncate(f, 251, "c9")) else { panic!("truncate to a larger size") };
+    assert_eq!(e.exception_name(), "HadoopIllegalArgumentException");
+    assert_eq!(e.to_string(), "Cannot truncate to a larger file size. Current size: 250, truncate size: 251.");
+    assert_eq!(kind(l.run("alice", truncate(f, 10, RECOVERY_HOLDER))), "IOException");
+    // The same length: true, and nothing changes.
+    let before = l.info(f).unwrap();
+    assert_eq!(l.run("alice", truncate(f, 250, "c9")), Ok(Reply::Bool(true)));
+    assert_eq!(l.info(f).unwrap(), before);
+    // A file open for writing is refused, to its writer too.
+    l.run("alice", create("/user/alice/open", "c1")).unwrap();
+    assert_eq!(kind(l.run("alice", truncate("/user/alice/open", 0, "c1"))), "AlreadyBeingCreatedException");
+    assert_eq!(kind(l.run("alice", truncate("/user/alice/open", 0, "c2"))), "AlreadyBeingCreatedException");
+}
+
+#[test]
+fn truncate_on_a_block_boundary_is_done_at_once() {
+    let (mut l, f, b) = file_of_250_bytes();
+    let out = l.call("alice", NO_CLIENT, 0, truncate(f, 200, "c9"));
+    assert_eq!((out.result, out.removed_blocks, out.recovery), (Ok(Reply::Bool(true)), vec![b[2]], None));
+    let st = l.info(f).unwrap();
+    assert_eq!((st.length, st.under_construction, st.mtime_ms), (200, false, l.time));
+    assert!(l.ns.leases().is_empty() && l.ns.file_of_block(b[2].id).is_none());
+    let out = l.call("alice", NO_CLIENT, 0, truncate(f, 0, "c9"));
+    assert_eq!((out.result, out.removed_blocks), (Ok(Reply::Bool(true)), vec![b[0], b[1]]));
+    assert_eq!(l.info(f).unwrap().length, 0);
+}
+
+#[test]
+fn truncate_inside_a_block_waits_for_its_recovery() {
+    let (mut l, f, b) = file_of_250_bytes();
+    let out = l.call("alice", [3; 16], 1, truncate(f, 150, "c9"));
+    assert_eq!((out.result, out.removed_blocks), (Ok(Reply::Bool(false)), vec![b[2]]));
+    let order = out.recovery.expect("a recovery order");
+    let want = RecoveryOrder {
+        path: f.into(),
+        file_id: l.info(f).unwrap().id,
+        block: b[1],
+        recovery_id: l.index,
+        truncate_to: Some(50),
+    };
+    assert_eq!(order, want);
+    // Open under the truncating client's lease; the last block keeps its length until the
+    // recovery commits the cut (HDFS reports the old length meanwhile).
+    let st = l.info(f).unwrap();
+    assert_eq!((st.length, st.under_construction), (200, true));
+    assert!(l.ns.leases()["c9"].files.contains(&st.id));
+    let fb = l.ns.block_locations_of(f, &Caller::new(SUPERUSER, &[])).unwrap();
+    assert!(fb.last_open);
+    // The retried call is answered from the retry cache; the same truncate again waits too;
+    // another length is refused.
+    assert!(l.call("alice", [3; 16], 1, truncate(f, 150, "c9")).retried);
+    let again = l.call("bob", NO_CLIENT, 0, truncate(f, 150, "c2"));
+    assert_eq!((kind(again.result), again.recovery), ("AccessControlException", None));
+    let again = l.call("alice", NO_CLIENT, 0, truncate(f, 150, "c2"));
+    assert_eq!((again.result, again.recovery), (Ok(Reply::Bool(false)), None));
+    assert_eq!(kind(l.run("alice", truncate(f, 120, "c9"))), "AlreadyBeingCreatedException");
+    // Writers wait for the recovery; the truncating client cannot write the block either.
+    assert_eq!(kind(l.run("alice", append(f, "c2"))), "RecoveryInProgressException");
+    assert_eq!(kind(l.run("alice", append(f, "c9"))), "AlreadyBeingCreatedException");
+    assert_eq!(kind(l.run("alice", add_block(f, "c9", Some(b[1])))), "RecoveryInProgressException");
+    assert_eq!(kind(l.run("alice", complete(f, "c9", Some(b[1])))), "RecoveryInProgressException");
+    // The commit may not be longer than the truncate's target.
+    let long = Block { id: b[1].id, gs: order.recovery_id, len: 51 };
+    assert_eq!(kind(l.run(SUPERUSER, Op::RecoverLease { path: f.into(), last: Some(long) })), "IOException");
+    let cut = Block { len: 50, ..long };
+    assert_eq!(l.su(Op::RecoverLease { path: f.into(), last: Some(cut) }), Reply::Done);
+    let st = l.info(f).unwrap();
+    assert_eq!((st.length, st.under_construction), (150, false));
+    assert_eq!(blocks_of(&l, f), vec![b[0], cut]);
+    assert!(l.ns.leases().is_empty());
+}
+
+#[test]
+fn a_stalled_truncate_is_taken_over_like_a_lease() {
+    let mut l = homes();
+    let f = "/user/alice/f";
+    l.write("alice", f, &[100]);
+    let first = l.call("alice", NO_CLIENT, 0, truncate(f, 30, "c9")).recovery.unwrap();
+    // The NameNode restarts the recovery (a new stamp, the same target) under its own lease.
+    let out = l.call(SUPERUSER, NO_CLIENT, 0, Op::BeginRecovery { path: f.into() });
+    assert_eq!(out.result, Ok(Reply::Bool(false)));
+    let order = out.recovery.unwrap();
+    assert_eq!((order.block, order.truncate_to), (first.block, Some(30)));
+    assert!(order.recovery_id > first.recovery_id);
+    assert!(l.ns.leases().contains_key(RECOVERY_HOLDER) && !l.ns.leases().contains_key("c9"));
+    // Past the soft limit another client's truncate or append does the same, and is told to
+    // wait; the checkpoint keeps the target.
+    let ns = Namespace::deserialize(&l.ns.serialize()).unwrap();
+    assert_eq!(ns, l.ns);
+    let uc = ns.lookup(f).unwrap().file().unwrap().uc.clone().unwrap();
+    assert_eq!(uc.truncate_to, Some(30));
+    l.time += 60_001;
+    assert_eq!(kind(l.run("alice", append(f, "c2"))), "RecoveryInProgressException");
+}
+
+/// Alice's closed files t (10 bytes), a (20 + 5) and b (7), in her home.
+fn concat_files() -> (Log, [&'static str; 3]) {
+    let mut l = homes();
+    let files = ["/user/alice/t", "/user/alice/a", "/user/alice/b"];
+    for (p, lens) in files.iter().zip([&[10][..], &[20, 5], &[7]]) {
+        l.write("alice", p, lens);
+    }
+    (l, files)
+}
+
+#[test]
+fn concat_checks_in_hdfs_order() {
+    let (mut l, [t, a, b]) = concat_files();
+    l.write("alice", "/tmp/x", &[3]);
+    l.write("alice", "/user/alice/empty", &[]);
+    l.run("alice", create("/user/alice/open", "c1")).unwrap();
+    let mut big = create("/user/alice/big", "c1");
+    if let Op::Create { block_size, .. } = &mut big {
+        *block_size = 256 * MB;
+    }
+    l.run("alice", big).unwrap();
+    l.run("alice", complete("/user/alice/big", "c1", None)).unwrap();
+    l.run("alice", mkdirs("/user/alice/dir", 0o755)).unwrap();
+    let cases: [(&str, &[&str], &str); 14] = [
+        ("", &[a], "IllegalArgumentException"),
+        (t, &[], "IllegalArgumentException"),
+        ("/user/alice/none", &[a], "FileNotFoundException"),
+        ("/user/alice/dir", &[a], "FileNotFoundException"),
+        ("/user/alice/open", &[a], "HadoopIllegalArgumentException"),
+        (t, &["/user/alice/none"], "FileNotFoundException"),
+        (t, &["/user/alice/dir"], "FileNotFoundException"),
+        (t, &["/tmp/x"], "HadoopIllegalArgumentException"),
+        (t, &[t], "HadoopIllegalArgumentException"),
+        (t, &["/user/alice/open"], "HadoopIllegalArgumentException"),
+        (t, &["/user/alice/empty"], "HadoopIllegalArgumentException"),
+        (t, &["/user/alice/big"], "HadoopIllegalArgumentException"),
+        (t, &[a, b, a], "HadoopIllegalArgumentException"),
+        (t, &[a, "/user/alice/big"], "HadoopIllegalArgumentException"),
+    ];
+    for (target, srcs, class) in cases {
+        assert_eq!(kind(l.run("alice", concat(target, srcs))), class, "concat {target} {srcs:?}");
+    }
+    // WRITE on the target; READ on each source and WRITE on its directory.
+    assert_eq!(kind(l.run("bob", concat(t, &[a]))), "AccessControlException");
+    l.run("alice", chmod(a, 0o200)).unwrap();
+    assert_eq!(kind(l.run("alice", concat(t, &[a]))), "AccessControlException");
+    l.run("alice", chmod(a, 0o644)).unwrap();
+    l.su(mkdirs("/shared", 0o755));
+    l.write(SUPERUSER, "/shared/t", &[1]);
+    l.write(SUPERUSER, "/shared/s", &[1]);
+    l.run(SUPERUSER, chmod("/shared/t", 0o666)).unwrap();
+    assert_eq!(kind(l.run("alice", concat("/shared/t", &["/shared/s"]))), "AccessControlException");
+    assert_eq!(blocks_of(&l, a).len(), 2, "a refused concat changed nothing");
+}
+
+#[test]
+fn concat_moves_the_blocks_and_removes_the_sources() {
+    let (mut l, [t, a, b]) = concat_files();
+    l.run("alice", Op::SetReplication { path: a.into(), replication: 1 }).unwrap();
+    let want: Vec<Block> = [t, a, b].iter().flat_map(|p| blocks_of(&l, p)).collect();
+    let tid = l.info(t).unwrap().id;
+    let out = l.call("alice", [4; 16], 1, concat(t, &[a, b]));
+    assert_eq!((out.result, out.removed_blocks, out.recovery), (Ok(Reply::Done), vec![], None));
+    assert_eq!(blocks_of(&l, t), want);
+    let st = l.info(t).unwrap();
+    assert_eq!((st.length, st.replication, st.mtime_ms), (42, 3, l.time));
+    assert!(l.info(a).is_none() && l.info(b).is_none());
+    assert_eq!(l.info("/user/alice").unwrap().mtime_ms, l.time);
+    for blk in &want {
+        assert_eq!(l.ns.file_of_block(blk.id), Some((tid, *blk)));
+    }
+    let again = l.call("alice", [4; 16], 1, concat(t, &[a, b]));
+    assert_eq!((again.result, again.retried), (Ok(Reply::Done), true));
+    assert_eq!(kind(l.run("alice", concat(t, &[a, b]))), "FileNotFoundException");
+}
+
 /// A fixed history touching every op.
 fn history() -> Vec<Entry> {
     let mut entries = Vec::new();
@@ -722,6 +920,16 @@ fn history() -> Vec<Entry> {
     push("alice", NO_CLIENT, 0, Op::RenewLease { client_name: "c3".into() });
     push("alice", [1; 16], 8, delete("/user/alice/none", true));
     push("bob", [2; 16], 1, create("/tmp/b", "c4"));
+    // /user/alice/g (block 6, 9 bytes) cut inside its block, and a concat.
+    push("alice", [1; 16], 9, complete("/user/alice/g", "c2", Some(Block { id: 6, gs: 6, len: 9 })));
+    push("alice", [1; 16], 10, truncate("/user/alice/g", 4, "c5"));
+    push(SUPERUSER, NO_CLIENT, 0, mkdirs("/c", 0o777));
+    push(SUPERUSER, NO_CLIENT, 0, create("/c/x", "c6"));
+    push(SUPERUSER, NO_CLIENT, 0, add_block("/c/x", "c6", None));
+    push(SUPERUSER, NO_CLIENT, 0, complete("/c/x", "c6", Some(Block { id: 21, gs: 21, len: 3 })));
+    push(SUPERUSER, NO_CLIENT, 0, create("/c/y", "c6"));
+    push(SUPERUSER, NO_CLIENT, 0, complete("/c/y", "c6", None));
+    push(SUPERUSER, [5; 16], 1, concat("/c/y", &["/c/x"]));
     entries
 }
 
@@ -735,6 +943,9 @@ fn same_entries_same_state_and_checkpoints_round_trip() {
     }
     assert_eq!(a, b);
     assert!(a.inode_count() > 5 && !a.leases().is_empty() && a.retry_cache_len() > 0);
+    let g = a.lookup("/user/alice/g").unwrap().file().unwrap();
+    assert_eq!(g.uc.as_ref().and_then(|u| u.truncate_to), Some(4), "the history left a truncate waiting");
+    assert_eq!(a.lookup("/c/y").unwrap().file().unwrap().len(), 3, "the history concatenated");
     let bytes = a.serialize();
     assert_eq!(bytes, b.serialize());
     let c = Namespace::deserialize(&bytes).unwrap();
@@ -764,9 +975,9 @@ fn bad_checkpoints_are_refused_without_panic() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert_eq!(Namespace::deserialize(&longer), Err(CheckpointError::BadValue("trailing bytes")));
-    let mut v2 = bytes.clone();
-    v2[4] = 2;
-    assert_eq!(Namespace::deserialize(&v2), Err(CheckpointError::Version(2)));
+    let mut v3 = bytes.clone();
+    v3[4] = 3;
+    assert_eq!(Namespace::deserialize(&v3), Err(CheckpointError::Version(3)));
     assert_eq!(Namespace::deserialize(b"nope"), Err(CheckpointError::BadMagic));
     // Every single-byte corruption either loads a valid namespace or is refused.
     for i in 6..bytes.len() {

@@ -186,6 +186,18 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<ClientRequest>, peer: Soc
             }
             reply(out)
         }
+        ClientRequest::Truncate { path, new_length, client_name } => {
+            // The file's blocks past the new end leave the block map, its last block waits
+            // there as under construction, and the recovery that cuts it starts.
+            let op =
+                Op::Truncate { path: path.clone(), new_length, client_name, client_machine: peer.ip().to_string() };
+            reply(write(shared, entry(op), &path).await?)
+        }
+        ClientRequest::Concat { target, srcs } => {
+            // The moved blocks are mirrored as the target's (its replication); nothing is
+            // removed, so no replica of them is invalidated.
+            reply(write(shared, entry(Op::Concat { target: target.clone(), srcs }), &target).await?)
+        }
         ClientRequest::GetFileInfo { path } => {
             read(Box::new(move |ns, c| {
                 let s = ns.get_file_info(&path, c).map_err(ns_error)?;

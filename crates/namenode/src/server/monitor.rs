@@ -1,6 +1,7 @@
 //! The NameNode's loops: its own epoch, the DataNode view, the replication monitor and the
 //! lease monitor. Each ends when the NameNode stops.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,10 +100,13 @@ pub async fn replication(shared: Arc<Shared>) {
 }
 
 /// The lease monitor: files of writers silent past the hard limit are recovered, and so are
-/// files left in the NameNode's hands by a recovery that did not finish (say, across a
-/// restart).
+/// files whose recovery did not finish (say, across a restart): those left in the NameNode's
+/// hands by a lease recovery, and those a truncate left waiting for the cut of their last
+/// block. A stalled recovery is started again once two checks in a row found it not running:
+/// the call that began it starts it a moment after its entry is applied.
 pub async fn leases(shared: Arc<Shared>) {
     let (soft, hard) = (shared.config.lease_soft.as_millis() as u64, shared.config.lease_hard.as_millis() as u64);
+    let mut stalled_before: BTreeSet<u64> = BTreeSet::new();
     loop {
         tokio::time::sleep(LEASE_CHECK).await;
         if shared.epoch() == 0 {
@@ -117,17 +121,36 @@ pub async fn leases(shared: Arc<Shared>) {
                         due.extend(l.paths);
                     }
                 }
-                if let Some(l) = ns.leases().get(RECOVERY_HOLDER) {
-                    due.extend(l.files.iter().filter_map(|id| ns.path_of(*id)).map(|p| p.to_string()));
+                // Recoveries that should be running: the NameNode's own, and truncates'.
+                let mut stalled = BTreeMap::new();
+                for (holder, l) in ns.leases() {
+                    for id in &l.files {
+                        let truncating = ns
+                            .inode(*id)
+                            .and_then(|i| i.file())
+                            .is_some_and(|f| f.uc.as_ref().is_some_and(|u| u.truncate_to.is_some()));
+                        if holder == RECOVERY_HOLDER || truncating {
+                            stalled.extend(ns.path_of(*id).map(|p| (*id, p)));
+                        }
+                    }
                 }
                 let ids: Vec<(String, u64)> =
                     due.into_iter().filter_map(|p| ns.lookup(&p).map(|i| (p.clone(), i.id))).collect();
-                ids
+                (ids, stalled)
             })
             .await
         else {
             return;
         };
+        let (mut due, mut stalled) = due;
+        {
+            let recovering = shared.recovering.lock().unwrap_or_else(|p| p.into_inner());
+            stalled.retain(|id, _| !recovering.contains(id));
+        }
+        due.extend(stalled.iter().filter(|(id, _)| stalled_before.contains(id)).map(|(id, p)| (p.clone(), *id)));
+        stalled_before = stalled.into_keys().collect();
+        due.sort();
+        due.dedup();
         for (path, id) in due {
             if shared.recovering.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
                 continue;

@@ -8,6 +8,10 @@
 //!
 //! The shortest length is at least what the writer had acknowledged: a packet is acknowledged
 //! only after every node of the pipeline wrote it.
+//!
+//! A truncate that cuts inside a block recovers that block the same way, its order carrying
+//! the new length: every replica is cut to the shorter of the shortest and that length
+//! (HDFS's in-place truncate recovery), and the namespace closes the file there.
 
 use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -18,6 +22,7 @@ use dfs_proto::transfer::{Op as DataOp, OpResponse};
 use dfs_proto::{DatanodeInfo, ExtendedBlock};
 
 use super::Shared;
+use crate::blockmap::{ReplicaState, ReportedReplica};
 use crate::namespace::{Block, Op, RecoveryOrder};
 
 /// Attempts (one a second) before a recovery gives up; the lease monitor starts it again.
@@ -32,11 +37,12 @@ pub fn spawn(shared: Arc<Shared>, order: RecoveryOrder) {
     tokio::spawn(async move {
         let r = run(&shared, &order).await;
         shared.recovering.lock().unwrap_or_else(|p| p.into_inner()).remove(&order.file_id);
-        match r {
-            Ok(len) => {
-                tracing::info!(path = %order.path, block = order.block.id, len, "lease recovery closed the file")
-            }
-            Err(e) => tracing::warn!(path = %order.path, block = order.block.id, "lease recovery: {e}"),
+        let (path, block) = (&order.path, order.block.id);
+        match (r, order.truncate_to) {
+            (Ok(len), None) => tracing::info!(path = %path, block, len, "lease recovery closed the file"),
+            (Ok(len), Some(_)) => tracing::info!(path = %path, block, len, "truncate recovery closed the file"),
+            (Err(e), None) => tracing::warn!(path = %path, block, "lease recovery: {e}"),
+            (Err(e), Some(_)) => tracing::warn!(path = %path, block, "truncate recovery: {e}"),
         }
     });
 }
@@ -55,6 +61,20 @@ async fn run(shared: &Arc<Shared>, order: &RecoveryOrder) -> Result<u64, String>
         if epoch == 0 {
             continue;
         }
+        // An order may outlive its need (a second one for the same file ran first): cutting
+        // replicas of a file closed meanwhile would move them past its block's stamp.
+        let file = order.file_id;
+        let open = shared
+            .journal
+            .read(move |ns| {
+                let f = ns.inode(file)?.file()?;
+                f.uc.as_ref().filter(|u| u.open_block).and(f.blocks.last().map(|l| l.id))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if open != Some(b.id) {
+            return Err("the file is no longer open with that block".into());
+        }
         let replicas: Vec<DatanodeInfo> = {
             let st = shared.state();
             let Some(h) = st.blocks.health(b.id) else { return Err("the block is gone".into()) };
@@ -70,17 +90,18 @@ async fn run(shared: &Arc<Shared>, order: &RecoveryOrder) -> Result<u64, String>
             namenode_epoch: epoch,
         };
         let answered = call_all(&replicas, init).await;
-        let Some(len) = answered.iter().map(|(_, len)| *len).min() else {
+        let Some(shortest) = answered.iter().map(|(_, len)| *len).min() else {
             tracing::info!(block = b.id, attempt, "lease recovery: no replica answered");
             continue;
         };
+        let len = order.truncate_to.map_or(shortest, |t| shortest.min(t));
         let finish = DataOp::FinishRecovery { block: ExtendedBlock { id: b.id, gs: rid, len }, namenode_epoch: epoch };
         let nodes: Vec<DatanodeInfo> = answered.into_iter().map(|(d, _)| d).collect();
         let done = call_all(&nodes, finish).await;
         if done.is_empty() {
             continue;
         }
-        let file = order.file_id;
+        record_replicas(shared, &done, Block { id: b.id, gs: rid, len });
         let Some(path) = shared.journal.read(move |ns| ns.path_of(file)).await.map_err(|e| e.to_string())? else {
             return Err("the file is gone".into());
         };
@@ -92,6 +113,20 @@ async fn run(shared: &Arc<Shared>, order: &RecoveryOrder) -> Result<u64, String>
         return Ok(len);
     }
     Err(format!("gave up after {ATTEMPTS} attempts"))
+}
+
+/// Records the recovered replicas in the block map at once, as HDFS's
+/// `commitBlockSynchronization` does with its new targets: a reader of the file closed next
+/// finds them before the DataNodes' own reports arrive.
+fn record_replicas(shared: &Shared, done: &[(DatanodeInfo, u64)], b: Block) {
+    let mut st = shared.state();
+    for (d, len) in done {
+        let Some(incarnation) = st.datanodes.get(&d.id).map(|r| r.incarnation) else { continue };
+        let r = ReportedReplica { id: b.id, gs: b.gs, len: *len, state: ReplicaState::Finalized };
+        if let Err(e) = st.blocks.incremental(&d.id, incarnation, &[r], &[]) {
+            tracing::debug!(datanode = %d.id, "recovered replica not recorded: {e}");
+        }
+    }
 }
 
 /// Sends `op` to every node (in parallel, on blocking threads) and returns those that
