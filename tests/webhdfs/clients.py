@@ -162,6 +162,34 @@ class Checks:
         assert self.fs.ukey("/user/alice/dir/b.bin") == c
         expect_error("FileNotFoundException", self.alice.checksum, "nothing-here")
 
+    def truncate_and_concat(self):
+        # Neither client wraps these two: plain requests, as Hadoop's REST docs show them.
+        base = self.url + "/webhdfs/v1/user/alice/"
+        parts = [self.rng.randbytes(n) for n in (MiB + 100, 5000, 77)]
+        for i, p in enumerate(parts):
+            self.alice.write("part%d" % i, p, blocksize=MiB)
+        r = requests.post(base + "part0", params={"op": "CONCAT", "sources": "/user/alice/part1,/user/alice/part2",
+                                                   "user.name": "alice"})
+        assert r.status_code == 200, r.text
+        with self.alice.read("part0") as f:
+            assert f.read() == b"".join(parts)
+        assert self.alice.status("part1", strict=False) is None
+        # On a block boundary: done at once. Inside a block: false, then a block recovery
+        # closes the file at the new length.
+        r = requests.post(base + "part0", params={"op": "TRUNCATE", "newlength": MiB, "user.name": "alice"})
+        assert r.json() == {"boolean": True}, r.text
+        r = requests.post(base + "part0", params={"op": "TRUNCATE", "newlength": 1000, "user.name": "alice"})
+        assert r.json() == {"boolean": False}, r.text
+        deadline = time.time() + 30
+        while self.alice.status("part0")["length"] != 1000:
+            assert time.time() < deadline, "the truncate's recovery did not close the file"
+            time.sleep(0.2)
+        with self.alice.read("part0") as f:
+            assert f.read() == parts[0][:1000]
+        r = requests.post(base + "part0", params={"op": "TRUNCATE", "newlength": 5000, "user.name": "alice"})
+        assert r.status_code == 400 and "HadoopIllegalArgumentException" in r.text, r.text
+        self.alice.delete("part0")
+
     def content_summary(self):
         c = self.alice.content("/user/alice")
         assert c["length"] == len(self.data) + 700_000, c
@@ -287,7 +315,7 @@ class Checks:
 
 ORDER = [
     "setup_home", "upload_and_read", "list_and_status", "append", "rename", "permissions",
-    "checksum", "content_summary", "errors", "delete", "fsspec_roundtrip", "datanode_killed",
+    "checksum", "truncate_and_concat", "content_summary", "errors", "delete", "fsspec_roundtrip", "datanode_killed",
 ]
 
 

@@ -100,6 +100,36 @@ fn malformed_requests_get_hadoops_errors_and_change_nothing() {
     assert!(m.contains("destination"), "{m}");
     refused(&nn, "PUT", &format!("{v1}/d/f.bin?op=RENAME&destination=relative"), 400, "IllegalArgumentException");
     refused(&nn, "PUT", &format!("{v1}/d/f.bin?op=SETOWNER"), 400, "IllegalArgumentException");
+    refused(&nn, "POST", &format!("{v1}/d/f.bin?op=TRUNCATE&user.name=herd"), 400, "IllegalArgumentException");
+    refused(
+        &nn,
+        "POST",
+        &format!("{v1}/d/f.bin?op=TRUNCATE&newlength=-1&user.name=herd"),
+        400,
+        "IllegalArgumentException",
+    );
+    refused(
+        &nn,
+        "POST",
+        &format!("{v1}/d/f.bin?op=TRUNCATE&newlength=300001&user.name=herd"),
+        400,
+        "HadoopIllegalArgumentException",
+    );
+    refused(&nn, "POST", &format!("{v1}/d/f.bin?op=CONCAT&user.name=herd"), 400, "IllegalArgumentException");
+    refused(
+        &nn,
+        "POST",
+        &format!("{v1}/d/f.bin?op=CONCAT&sources=/d/sub&user.name=herd"),
+        404,
+        "FileNotFoundException",
+    );
+    refused(
+        &nn,
+        "POST",
+        &format!("{v1}/d/f.bin?op=CONCAT&sources=/d/../d/f.bin&user.name=herd"),
+        400,
+        "InvalidPathException",
+    );
     // Paths with `..` or `.` are refused, never resolved (even when they would stay inside).
     for p in ["/d/../d/f.bin", "/d/sub/..", "/d/./f.bin", "/d/%2E%2E/x", "/d/f.bin%2F..%2F..%2Fetc"] {
         refused(&nn, "GET", &format!("{v1}{p}?op=GETFILESTATUS"), 400, "InvalidPathException");

@@ -117,10 +117,25 @@ pub async fn blocking<T: Send + 'static>(
 pub fn fs_path(uri_path: &str) -> Result<String, WebError> {
     let rest = uri_path.strip_prefix(PREFIX).unwrap_or(uri_path);
     let decoded = percent_decode(rest).ok_or_else(|| invalid_path(rest))?;
+    normalize(&decoded)
+}
+
+/// A path named in a parameter (RENAME's `destination`, CONCAT's `sources`; already decoded
+/// with the query): absolute, normalized and checked as [`fs_path`] does.
+pub fn param_path(name: &str, value: &str) -> Result<String, WebError> {
+    if !value.starts_with('/') {
+        return Err(WebError::illegal_argument(format!(
+            "Invalid value for webhdfs parameter \"{name}\": {value} is not an absolute path"
+        )));
+    }
+    normalize(value)
+}
+
+fn normalize(decoded: &str) -> Result<String, WebError> {
     let mut out = String::with_capacity(decoded.len() + 1);
     for c in decoded.split('/').filter(|c| !c.is_empty()) {
         if c == "." || c == ".." || c.contains('\0') {
-            return Err(invalid_path(&decoded));
+            return Err(invalid_path(decoded));
         }
         out.push('/');
         out.push_str(c);
@@ -221,5 +236,8 @@ mod tests {
             assert_eq!((e.status, e.exception.as_str()), (400, "InvalidPathException"), "{bad}");
         }
         assert_eq!(percent_encode_path("/a b/c+d"), "/a%20b/c%2Bd");
+        assert_eq!(param_path("destination", "/x/%41//").unwrap(), "/x/%41");
+        assert_eq!(param_path("destination", "x").unwrap_err().status, 400);
+        assert_eq!(param_path("sources", "/a/../b").unwrap_err().exception, "InvalidPathException");
     }
 }

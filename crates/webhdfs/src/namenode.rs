@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::error::WebError;
 use crate::params::{Method, Op, Params};
-use crate::{blocking, fs_path, json, percent_encode_path, Call, Clients, PREFIX};
+use crate::{blocking, json, param_path, percent_encode_path, Call, Clients, PREFIX};
 
 /// A page of `LISTSTATUS_BATCH` (Hadoop's `dfs.ls.limit`).
 pub const LIST_PAGE: u32 = 1000;
@@ -135,7 +135,19 @@ impl Gateway {
             }
             Op::Delete => ok_json(json::boolean(dfs.delete(path, p.bool("recursive", false)?)?)),
             Op::Create | Op::Append | Op::Open | Op::GetFileChecksum => self.redirect(op, dfs, path, user, p, host),
-            Op::Concat | Op::Truncate => Err(WebError::unsupported(format!("op={} is not supported", op.name()))),
+            Op::Truncate => {
+                p.required("newlength", "TRUNCATE")?;
+                let n = p.size("newlength")?.unwrap_or_default();
+                ok_json(json::boolean(dfs.truncate(path, n)?))
+            }
+            Op::Concat => {
+                let sources = p.required("sources", "CONCAT")?;
+                let srcs =
+                    sources.split(',').map(|s| param_path("sources", s.trim())).collect::<Result<Vec<_>, _>>()?;
+                let srcs: Vec<&str> = srcs.iter().map(String::as_str).collect();
+                dfs.concat(path, &srcs)?;
+                Ok(empty_ok())
+            }
         }
     }
 
@@ -143,13 +155,7 @@ impl Gateway {
     /// without, the old `rename`: into an existing directory, and `{"boolean": false}` instead
     /// of the errors a name clash or a missing source give.
     fn rename(&self, dfs: &Dfs, src: &str, p: &Params) -> Result<Response, WebError> {
-        let dst = p.required("destination", "RENAME")?;
-        if !dst.starts_with('/') {
-            return Err(WebError::illegal_argument(format!(
-                "Invalid value for webhdfs parameter \"destination\": {dst} is not an absolute path"
-            )));
-        }
-        let dst = fs_path(dst)?;
+        let dst = param_path("destination", p.required("destination", "RENAME")?)?;
         if let Some(opts) = p.get("renameoptions") {
             let mut overwrite = false;
             for o in opts.split(',').map(str::trim) {
