@@ -190,6 +190,46 @@ class Checks:
         assert r.status_code == 400 and "HadoopIllegalArgumentException" in r.text, r.text
         self.alice.delete("part0")
 
+    def raw_ops(self):
+        """The ops neither client wraps, as Hadoop's REST docs show them."""
+        api = self.url + "/webhdfs/v1"
+        as_alice = {"user.name": "alice"}
+        assert requests.get(api + "/", params={"op": "GETTRASHROOT", **as_alice}).json() == {
+            "Path": "/user/alice/.Trash"}
+        # LISTSTATUS_BATCH pages by 1000 (dfs.ls.limit) and resumes after startAfter.
+        self.alice.makedirs("many")
+        for i in range(1003):
+            r = requests.put(api + "/user/alice/many/d%04d" % i, params={"op": "MKDIRS", **as_alice})
+            assert r.json() == {"boolean": True}, r.text
+        page = requests.get(api + "/user/alice/many", params={"op": "LISTSTATUS_BATCH"}).json()["DirectoryListing"]
+        names = [e["pathSuffix"] for e in page["partialListing"]["FileStatuses"]["FileStatus"]]
+        assert len(names) == 1000 and page["remainingEntries"] == 3 and names[-1] == "d0999", page["remainingEntries"]
+        page = requests.get(api + "/user/alice/many", params={"op": "LISTSTATUS_BATCH", "startAfter": names[-1]}).json()
+        rest = [e["pathSuffix"] for e in page["DirectoryListing"]["partialListing"]["FileStatuses"]["FileStatus"]]
+        assert rest == ["d1000", "d1001", "d1002"] and page["DirectoryListing"]["remainingEntries"] == 0, page
+        assert self.alice.delete("many", recursive=True)
+        # Block locations: one entry per block, Hadoop's fields.
+        locs = requests.get(api + "/user/alice/dir/b.bin", params={"op": "GETFILEBLOCKLOCATIONS", **as_alice})
+        blocks = locs.json()["BlockLocations"]["BlockLocation"]
+        assert [b["offset"] for b in blocks] == [0, MiB, 2 * MiB, 3 * MiB], blocks
+        assert all(len(b["names"]) == 2 and len(b["hosts"]) == 2 and not b["corrupt"] for b in blocks), blocks
+        assert sum(b["length"] for b in blocks) == len(self.data)
+        # rename2 with OVERWRITE replaces a file; booleans in any case.
+        self.alice.write("old.txt", b"old")
+        self.alice.write("new.txt", b"new")
+        r = requests.put(api + "/user/alice/new.txt", params={
+            "op": "RENAME", "destination": "/user/alice/old.txt", "renameoptions": "OVERWRITE", **as_alice})
+        assert r.json() == {"boolean": True}, r.text
+        with self.alice.read("old.txt") as f:
+            assert f.read() == b"new"
+        r = requests.put(api + "/user/alice/old.txt", params={
+            "op": "RENAME", "destination": "/user/alice/dir/b.bin", "renameoptions": "NONE", **as_alice})
+        assert r.status_code == 403 and "FileAlreadyExistsException" in r.text, r.text
+        r = requests.get(api + "/user/alice/old.txt", params={"op": "OPEN", "noredirect": "True", **as_alice})
+        assert r.status_code == 200 and "/webhdfs/v1/user/alice/old.txt?op=OPEN" in r.json()["Location"], r.text
+        assert requests.delete(api + "/user/alice/old.txt", params={"op": "delete", "recursive": "FALSE",
+                                                                     **as_alice}).json() == {"boolean": True}
+
     def content_summary(self):
         c = self.alice.content("/user/alice")
         assert c["length"] == len(self.data) + 700_000, c
@@ -315,7 +355,7 @@ class Checks:
 
 ORDER = [
     "setup_home", "upload_and_read", "list_and_status", "append", "rename", "permissions",
-    "checksum", "truncate_and_concat", "content_summary", "errors", "delete", "fsspec_roundtrip", "datanode_killed",
+    "checksum", "truncate_and_concat", "raw_ops", "content_summary", "errors", "delete", "fsspec_roundtrip", "datanode_killed",
 ]
 
 
