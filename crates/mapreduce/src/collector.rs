@@ -25,6 +25,7 @@ use crate::api::{Emit, Reducer, Values};
 use crate::counters::{Counters, TaskCounter};
 use crate::error::{Error, Result};
 use crate::merge::{for_each_group, Merger};
+use crate::partition::partition;
 use crate::spill::{write_index, IndexEntry, RecordSource, SegmentReader, SegmentWriter, MAX_FIELD_LEN};
 
 /// Bytes of budget each buffered record costs beyond its key and value: its entry in the
@@ -134,6 +135,11 @@ impl MapOutputCollector {
         Ok(())
     }
 
+    /// Buffers one record in the partition its key hashes to.
+    pub fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.collect(partition(key, self.config.partitions), key, value)
+    }
+
     /// Bytes of budget in use.
     pub fn used(&self) -> usize {
         self.arena.len() + self.metas.len() * RECORD_OVERHEAD
@@ -145,6 +151,12 @@ impl MapOutputCollector {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The task's counters, which the collector returns at close (map input records, a
+    /// streaming command's counters, are added here by the task).
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
     }
 
     /// Spills what is buffered, merges every spill into `file.out` and writes its index.

@@ -8,7 +8,7 @@
 //! index of per-partition segments, each with its CRC32C ([`spill`] has the format, specified
 //! in docs/mapreduce-formats.md). A reduce task takes one segment from every map, [`merge`]s
 //! them as a stream (bounded memory, equal keys in map order), and calls the reducer once per
-//! key. [`streaming`] runs a mapper or reducer command under Hadoop Streaming's contract;
+//! key; [`task`] has those two loops. [`streaming`] runs a mapper or reducer command under Hadoop Streaming's contract;
 //! [`builtin`] has the built-in jobs' functions; [`counters`] keeps Hadoop's counter names.
 //!
 //! Guarantees: no byte from disk is trusted before its checksum passes, and bad bytes are an
@@ -17,6 +17,7 @@
 //! deterministic function of its input and its configuration.
 
 pub mod api;
+pub mod builtin;
 pub mod collector;
 pub mod counters;
 pub mod error;
@@ -24,6 +25,8 @@ pub mod merge;
 pub mod partition;
 pub mod spill;
 pub mod split;
+pub mod streaming;
+pub mod task;
 #[cfg(test)]
 mod test_util;
 
