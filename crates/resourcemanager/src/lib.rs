@@ -10,10 +10,14 @@
 //! stand-ins for the protocol crate's ids). [`scheduler`] is YARN's scheduler: nodes and their
 //! capacity, queues with shares, apps FIFO within a queue, asks as a `ResourceRequest` table
 //! with delay scheduling, AM containers, blacklists; a node's heartbeat returns the containers
-//! allocated on it. The application and attempt lifecycle comes next. The daemon, the keeper store and the RPC glue will come on top; neither machine
+//! allocated on it. [`attempts`] is the application and attempt lifecycle: states, the attempt
+//! budget (YARN's rule of what counts), the AM expiry, fencing of old attempts, RM-restart
+//! recovery; its events return the decisions the daemon carries out (start an attempt, kill
+//! an attempt's containers, finish the app). The daemon, the keeper store and the RPC glue will come on top; neither machine
 //! knows of the other — the daemon feeds the scheduler's AM containers to the lifecycle and
 //! the lifecycle's decisions to the scheduler.
 
+pub mod attempts;
 pub mod scheduler;
 #[cfg(test)]
 mod test_rng;
