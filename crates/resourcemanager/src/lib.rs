@@ -13,9 +13,9 @@
 //! allocated on it. [`attempts`] is the application and attempt lifecycle: states, the attempt
 //! budget (YARN's rule of what counts), the AM expiry, fencing of old attempts, RM-restart
 //! recovery; its events return the decisions the daemon carries out (start an attempt, kill
-//! an attempt's containers, finish the app). The daemon, the keeper store and the RPC glue will come on top; neither machine
-//! knows of the other — the daemon feeds the scheduler's AM containers to the lifecycle and
-//! the lifecycle's decisions to the scheduler.
+//! an attempt's containers, finish the app). The daemon, the keeper store and the RPC glue
+//! will come on top. Neither machine knows of the other: the daemon feeds the scheduler's AM
+//! containers to the lifecycle, and the lifecycle's decisions to the scheduler.
 
 pub mod attempts;
 pub mod scheduler;
