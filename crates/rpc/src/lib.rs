@@ -15,12 +15,15 @@
 //! Layout: [`codec`] is the encoding (`Writer`, `Reader`, the [`Message`] trait, and the
 //! [`wire_struct!`] and [`wire_enum!`] macros protocol crates declare their types with);
 //! [`frame`] the framing, preamble, protocol ids and request/response envelopes; [`client`] a
-//! blocking client that retries a broken call under the same call id. The byte layout is in
-//! `docs/rpc.md` and each module's doc.
+//! blocking client that retries a broken call under the same call id; `wire_check` (feature
+//! `wire-check`, for protocol crates' tests) the checks every message type must pass. The
+//! byte layout is in `docs/rpc.md` and each module's doc.
 
 pub mod client;
 pub mod codec;
 pub mod frame;
+#[cfg(feature = "wire-check")]
+pub mod wire_check;
 
 pub use client::{CallError, Caller, RetryPolicy, RpcClient};
 pub use codec::{DecodeError, Message, Reader, Writer};
