@@ -12,16 +12,18 @@
 //! - **Checksums as the replicas keep them.** A packet carries one CRC32C per piece of its data
 //!   cut at the block's 512-byte chunk boundaries, which a DataNode checks ([`Packet::verify`])
 //!   and hands to its store unchanged.
-//! - **Light.** std, `thiserror` and `crc32c`; nothing of herd's servers, so clients link it
-//!   alone. Blocking `std::io` helpers are included; async callers read a frame's 4-byte prefix
-//!   (or a packet's 21-byte header), check it with [`rpc::frame_len`] (or decode the
-//!   [`PacketHeader`]), then read the body and decode it.
+//! - **Light.** std, `thiserror`, `crc32c` and herd's `rpc`; nothing of herd's servers, so
+//!   clients link it alone. Blocking `std::io` helpers are included; async callers read a
+//!   frame's 4-byte prefix (or a packet's 21-byte header), check it with [`rpc::frame_len`]
+//!   (or decode the [`PacketHeader`]), then read the body and decode it.
 //!
 //! Layout: [`codec`] is the encoding (`Writer`, `Reader`, the [`Message`] trait); [`rpc`] the
 //! control framing, connection preamble and request/response envelopes; [`rpc_client`] a
-//! blocking client that retries a broken call under the same call id; [`block`] the types
-//! the protocols share; [`client_nn`] and [`dn_nn`] one request enum and one response enum per
-//! protocol; [`transfer`] the data port. Each module's doc gives its byte layout.
+//! blocking client that retries a broken call under the same call id — these three are the
+//! `rpc` crate's, shared with the compute protocols and re-exported here under their old
+//! paths, with [`rpc::Protocol`] narrowed to the file system's two protocols; [`block`] the
+//! types the protocols share; [`client_nn`] and [`dn_nn`] one request enum and one response
+//! enum per protocol; [`transfer`] the data port. Each module's doc gives its byte layout.
 
 pub mod block;
 pub mod client_nn;

@@ -8,8 +8,12 @@ use crate::codec::Message;
 use crate::dn_nn::*;
 use crate::rpc::{RemoteError, Request, RequestHeader, Response};
 use crate::transfer::{BlockChecksumResponse, Op, OpResponse, Packet, PacketHeader, PipelineAck, Status, WriteStage};
-use std::collections::BTreeSet;
-use std::fmt::Debug;
+use ::rpc::wire_check::{self, covers, round_trip, Corpus};
+
+/// Fewer samples would mean a protocol lost its examples.
+const MIN_SAMPLES: usize = 70;
+/// Mutation rounds; a failure names its seed.
+const SEEDS: u64 = 3000;
 
 fn blk(id: u64) -> ExtendedBlock {
     ExtendedBlock { id, gs: id + 1000, len: id * 7 }
@@ -228,31 +232,7 @@ fn header() -> RequestHeader {
     RequestHeader { call_id: 42, client_id: [7; 16], user: "ann".into(), groups: vec!["staff".into(), "g".into()] }
 }
 
-/// Asserts that the samples cover every tag of their enum.
-fn covers(tags: impl IntoIterator<Item = u8>, all: &[u8], what: &str) {
-    let seen: BTreeSet<u8> = tags.into_iter().collect();
-    let all: BTreeSet<u8> = all.iter().copied().collect();
-    assert_eq!(seen, all, "samples of {what} miss variants");
-}
-
-/// The encodings of one value of every variant of every message, each with a decoder that
-/// decodes and re-encodes (or fails).
-type Decoder = fn(&[u8]) -> Option<Vec<u8>>;
-
-fn reencode<M: Message>(b: &[u8]) -> Option<Vec<u8>> {
-    M::from_bytes(b).ok().map(|m| m.to_bytes())
-}
-
-fn round_trip<M: Message + PartialEq + Debug>(samples: &[M], out: &mut Vec<(Vec<u8>, Decoder)>) {
-    for m in samples {
-        let b = m.to_bytes();
-        assert!(b.len() >= M::MIN_WIRE, "{m:?} is shorter than MIN_WIRE");
-        assert_eq!(&M::from_bytes(&b).unwrap(), m);
-        out.push((b, reencode::<M>));
-    }
-}
-
-fn corpus() -> Vec<(Vec<u8>, Decoder)> {
+fn corpus() -> Corpus {
     covers(client_requests().iter().map(|m| m.wire_tag()), ClientRequest::WIRE_TAGS, "ClientRequest");
     covers(client_responses().iter().map(|m| m.wire_tag()), ClientResponse::WIRE_TAGS, "ClientResponse");
     covers(datanode_requests().iter().map(|m| m.wire_tag()), DatanodeRequest::WIRE_TAGS, "DatanodeRequest");
@@ -314,82 +294,23 @@ fn corpus() -> Vec<(Vec<u8>, Decoder)> {
 #[test]
 fn every_variant_round_trips() {
     let corpus = corpus();
-    assert!(corpus.len() > 70, "{} samples", corpus.len());
-    for (bytes, decode) in &corpus {
-        assert_eq!(decode(bytes).as_ref(), Some(bytes));
-    }
+    assert!(corpus.len() > MIN_SAMPLES, "{} samples", corpus.len());
+    wire_check::every_sample_round_trips(&corpus);
 }
 
 #[test]
 fn every_strict_prefix_fails_to_decode() {
-    for (bytes, decode) in corpus() {
-        for cut in 0..bytes.len() {
-            assert_eq!(decode(&bytes[..cut]), None, "prefix of {cut} of {} bytes decoded", bytes.len());
-        }
-    }
+    wire_check::every_strict_prefix_fails(&corpus());
 }
 
 #[test]
 fn trailing_bytes_are_refused() {
-    for (mut bytes, decode) in corpus() {
-        bytes.push(0);
-        assert_eq!(decode(&bytes), None);
-    }
-}
-
-/// xorshift64*: deterministic, so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+    wire_check::trailing_bytes_are_refused(&corpus());
 }
 
 #[test]
 fn random_and_mutated_bytes_never_panic_and_decode_canonically() {
-    let corpus = corpus();
-    let decoders: Vec<Decoder> = corpus.iter().map(|(_, d)| *d).collect();
-    let mut decoded = 0;
-    for seed in 1..=3000u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        // Random bytes, short ones often starting with a valid tag, and valid encodings with a
-        // few bytes changed, cut or extended.
-        let (base, _) = &corpus[rng.below(corpus.len())];
-        let input: Vec<u8> = match seed % 3 {
-            0 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
-            1 => (0..rng.below(64)).map(|_| if rng.below(2) == 0 { rng.below(4) as u8 } else { 0 }).collect(),
-            _ => {
-                let mut b = base.clone();
-                for _ in 0..1 + rng.below(3) {
-                    let i = rng.below(b.len());
-                    b[i] = match rng.below(3) {
-                        0 => rng.next() as u8,
-                        1 => b[i] ^ (1 << rng.below(8)),
-                        _ => 0xff,
-                    };
-                }
-                if rng.below(4) == 0 {
-                    b.truncate(rng.below(b.len() + 1));
-                }
-                b
-            }
-        };
-        for decode in &decoders {
-            if let Some(again) = decode(&input) {
-                assert_eq!(again, input, "seed {seed}: decoded but re-encoded differently");
-                decoded += 1;
-            }
-        }
-    }
-    // The mutations must sometimes produce valid messages, or the canonical check checks nothing.
-    assert!(decoded > 100, "only {decoded} mutated inputs decoded");
+    wire_check::mutations_never_panic_and_decode_canonically(&corpus(), SEEDS);
 }
 
 #[test]
