@@ -27,9 +27,12 @@ pub mod spill;
 pub mod split;
 pub mod streaming;
 pub mod task;
-#[cfg(test)]
-mod test_util;
 
 pub use api::{Emit, Mapper, Reducer, Values};
 pub use counters::{Counters, TaskCounter};
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod test_util {
+    pub(crate) use ::test_rng::Rng;
+}

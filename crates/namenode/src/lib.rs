@@ -25,5 +25,7 @@ pub mod journal;
 pub mod namespace;
 pub mod server;
 #[cfg(test)]
-mod test_rng;
+mod test_rng {
+    pub(crate) use ::test_rng::Rng;
+}
 mod varint;

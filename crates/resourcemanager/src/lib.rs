@@ -20,7 +20,9 @@
 pub mod attempts;
 pub mod scheduler;
 #[cfg(test)]
-mod test_rng;
+mod test_rng {
+    pub(crate) use ::test_rng::Rng;
+}
 pub mod types;
 
 pub use types::{AppId, AttemptId, ContainerId, NodeId, Priority, Resources};

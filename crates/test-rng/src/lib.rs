@@ -1,10 +1,13 @@
-//! A deterministic generator for the crate's random-history tests.
-#![allow(dead_code)] // each test uses part of it
+//! A small deterministic generator (splitmix64) for the seeded random-history tests of herd's
+//! state machines, so that a failing case is replayed from its seed. No dependency; used only
+//! as a dev-dependency.
 
-/// splitmix64: a small deterministic generator, no dependency.
-pub(crate) struct Rng(pub u64);
+/// splitmix64.
+pub struct Rng(pub u64);
 
 impl Rng {
+    // An endless generator, not an Iterator: `next` never ends the sequence.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -13,6 +16,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform enough below `n` (> 0) for tests.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
