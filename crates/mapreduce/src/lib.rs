@@ -1,5 +1,5 @@
 //! The task side of herd's MapReduce: everything a map or reduce task does between reading its
-//! input and handing over its output, local and pure (no RPC, no daemons).
+//! input and handing over its output, local (no RPC, no daemons), and the output committer.
 //!
 //! A map task reads its [`split`] (one per block of a file) as line records, each line exactly
 //! once across all splits; sends each output record to a reduce [`partition`] (xxh3 with a
@@ -9,7 +9,9 @@
 //! in docs/mapreduce-formats.md). A reduce task takes one segment from every map, [`merge`]s
 //! them as a stream (bounded memory, equal keys in map order), and calls the reducer once per
 //! key; [`task`] has those two loops. [`streaming`] runs a mapper or reducer command under Hadoop Streaming's contract;
-//! [`builtin`] has the built-in jobs' functions; [`counters`] keeps Hadoop's counter names.
+//! [`builtin`] has the built-in jobs' functions; [`counters`] keeps Hadoop's counter names;
+//! [`committer`] is Hadoop's FileOutputCommitter v1 over the file system (through
+//! `dfs-client`), so that a job's output appears whole or not at all.
 //!
 //! Guarantees: no byte from disk is trusted before its checksum passes, and bad bytes are an
 //! error, never a panic; every buffer has a bound (a line, the sort buffer, a merge's records,
@@ -19,6 +21,7 @@
 pub mod api;
 pub mod builtin;
 pub mod collector;
+pub mod committer;
 pub mod counters;
 pub mod error;
 pub mod merge;
