@@ -50,8 +50,7 @@ fn parse_queues(specs: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
 
 pub async fn run(a: ResourcemanagerArgs, reporter: Option<Reporter>) -> anyhow::Result<()> {
     member::view::validate_name(&a.id)?;
-    let membership =
-        member_cmd::daemon_membership(&a.keepers, "resourcemanager", &a.id, format!("rpc={}", a.listen))?;
+    let membership = member_cmd::daemon_membership(&a.keepers, "resourcemanager", &a.id, format!("rpc={}", a.listen))?;
     let keeper = membership.client.clone();
     let config = RmConfig {
         rpc_listen: a.listen,

@@ -19,8 +19,8 @@ use compute_proto::records::{
 };
 use compute_proto::{
     ApplicationClientRequest as CQ, ApplicationClientResponse as CA, ApplicationMasterRequest as MQ,
-    ApplicationMasterResponse as MA, ContainerManagementRequest, ContainerManagementResponse, ContainerToken,
-    NodeId, ResourceTrackerRequest as NQ, ResourceTrackerResponse as NA,
+    ApplicationMasterResponse as MA, ContainerManagementRequest, ContainerManagementResponse, ContainerToken, NodeId,
+    ResourceTrackerRequest as NQ, ResourceTrackerResponse as NA,
 };
 use rpc::codec::Message;
 use rpc::frame::{self, Protocol, Request, Response, MAX_FRAME_LEN};
@@ -90,10 +90,15 @@ fn fake_ctl() -> (String, mpsc::Receiver<ContainerToken>) {
                 assert_eq!(Protocol::from_preamble(pre).unwrap(), Protocol::ApplicationMasterNodeManager);
                 while let Ok(body) = frame::read_frame(&mut s, MAX_FRAME_LEN) {
                     let req = Request::<ContainerManagementRequest>::from_bytes(&body).expect("decodes");
-                    let ContainerManagementRequest::StartContainer { token, .. } = req.body else { panic!("not a start") };
+                    let ContainerManagementRequest::StartContainer { token, .. } = req.body else {
+                        panic!("not a start")
+                    };
                     let container_id = token.container_id;
                     let _ = tx.send(token);
-                    let r = Response { call_id: req.header.call_id, result: Ok(ContainerManagementResponse::Started { container_id }) };
+                    let r = Response {
+                        call_id: req.header.call_id,
+                        result: Ok(ContainerManagementResponse::Started { container_id }),
+                    };
                     if s.write_all(&frame::encode_frame(&r, MAX_FRAME_LEN).unwrap()).is_err() {
                         return;
                     }
@@ -156,10 +161,10 @@ fn rm_runs_an_app_and_recovers_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     // The fake NodeManager joins the view, then registers.
-    let session = rt.block_on(member::client::Session::connect(member::client::ClientConfig::parse(&keepers).unwrap())).unwrap();
-    let joined = rt
-        .block_on(member::view::join(&session, "nodemanager", "nm1", b"", Duration::from_secs(5)))
-        .expect("join");
+    let session =
+        rt.block_on(member::client::Session::connect(member::client::ClientConfig::parse(&keepers).unwrap())).unwrap();
+    let joined =
+        rt.block_on(member::view::join(&session, "nodemanager", "nm1", b"", Duration::from_secs(5))).expect("join");
     let secret = rt.block_on(session.get_data("/herd/rm/secret", false)).expect("secret").0;
     assert_eq!(secret.len(), 32);
     let (ctl, starts) = fake_ctl();
@@ -210,12 +215,14 @@ fn rm_runs_an_app_and_recovers_it() {
         blacklist_removals: Vec::new(),
         progress: Progress::from_ppm(0),
     });
-    assert_eq!(
-        early.unwrap_err().remote_class(),
-        Some(compute_proto::errors::APPLICATION_MASTER_NOT_REGISTERED)
-    );
+    assert_eq!(early.unwrap_err().remote_class(), Some(compute_proto::errors::APPLICATION_MASTER_NOT_REGISTERED));
     let r: MA = am
-        .call(&MQ::RegisterApplicationMaster { attempt, host: "127.0.0.1".into(), rpc_port: 1, tracking_url: String::new() })
+        .call(&MQ::RegisterApplicationMaster {
+            attempt,
+            host: "127.0.0.1".into(),
+            rpc_port: 1,
+            tracking_url: String::new(),
+        })
         .unwrap();
     assert!(matches!(r, MA::Registered { .. }));
     assert_eq!(report(&mut c, app_id).state, ApplicationState::Running);
