@@ -13,12 +13,15 @@
 //! allocated on it. [`attempts`] is the application and attempt lifecycle: states, the attempt
 //! budget (YARN's rule of what counts), the AM expiry, fencing of old attempts, RM-restart
 //! recovery; its events return the decisions the daemon carries out (start an attempt, kill
-//! an attempt's containers, finish the app). The daemon, the keeper store and the RPC glue
-//! will come on top. Neither machine knows of the other: the daemon feeds the scheduler's AM
+//! an attempt's containers, finish the app). [`store`] keeps apps, attempts, the app
+//! sequence and the container-token secret in the keeper; [`server`] is the daemon (RPC for
+//! clients, AMs and NodeManagers, the `nodemanager` view, AM launch and expiry). Neither machine knows of the other: the daemon feeds the scheduler's AM
 //! containers to the lifecycle, and the lifecycle's decisions to the scheduler.
 
 pub mod attempts;
 pub mod scheduler;
+pub mod server;
+pub mod store;
 #[cfg(test)]
 mod test_rng {
     pub(crate) use ::test_rng::Rng;
