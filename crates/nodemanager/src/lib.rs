@@ -14,3 +14,4 @@
 
 pub mod containers;
 pub mod health;
+pub mod shuffle;
