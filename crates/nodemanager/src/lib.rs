@@ -13,5 +13,6 @@
 //! compute protocols; see ARCHITECTURE.md, "Compute".
 
 pub mod containers;
+pub mod daemon;
 pub mod health;
 pub mod shuffle;
