@@ -7,6 +7,7 @@ mod dfsadmin_cmd;
 mod fs_cmd;
 mod member_cmd;
 mod namenode_cmd;
+mod nodemanager_cmd;
 mod supervise;
 mod up;
 mod zk;
@@ -46,6 +47,8 @@ enum Cmd {
     Dfsadmin(dfsadmin_cmd::DfsadminArgs),
     /// Run a NameNode: the file system's namespace, block map and replication monitor.
     Namenode(namenode_cmd::NamenodeArgs),
+    /// Run a NodeManager: runs containers for the ResourceManager, serves map outputs.
+    Nodemanager(nodemanager_cmd::NodemanagerArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -216,6 +219,7 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Member(a) => member_cmd::run(a, reporter).await,
                     Cmd::Datanode(a) => datanode_cmd::run(a, reporter).await,
                     Cmd::Namenode(a) => namenode_cmd::run(a, reporter).await,
+                    Cmd::Nodemanager(a) => nodemanager_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
                     Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) => unreachable!(),

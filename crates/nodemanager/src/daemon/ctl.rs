@@ -154,7 +154,8 @@ async fn check_token(shared: &Arc<Shared>, token: &ContainerToken) -> Result<(),
     let verifies = |shared: &Shared| shared.lock().secret.as_ref().is_some_and(|s| token.verify(s));
     // A token that does not verify may be signed under a secret made after this node read
     // it (or before the RM made one): read it again, at most once a second.
-    if !verifies(shared) && !(shared.reread_secret().await && verifies(shared)) {
+    let ok = verifies(shared) || (shared.reread_secret().await && verifies(shared));
+    if !ok {
         let why = if shared.lock().secret.is_none() { "no RM secret is known yet" } else { "a bad MAC" };
         return Err(invalid(format!("container token of {id} does not verify under the RM's secret ({why})")));
     }
