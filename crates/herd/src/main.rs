@@ -7,6 +7,7 @@ mod dfsadmin_cmd;
 mod fs_cmd;
 mod member_cmd;
 mod namenode_cmd;
+mod nodemanager_cmd;
 mod resourcemanager_cmd;
 mod supervise;
 mod up;
@@ -49,6 +50,8 @@ enum Cmd {
     Namenode(namenode_cmd::NamenodeArgs),
     /// Run a ResourceManager: the compute engine's scheduler and application lifecycle.
     Resourcemanager(resourcemanager_cmd::ResourcemanagerArgs),
+    /// Run a NodeManager: runs containers for the ResourceManager, serves map outputs.
+    Nodemanager(nodemanager_cmd::NodemanagerArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -220,6 +223,7 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Datanode(a) => datanode_cmd::run(a, reporter).await,
                     Cmd::Namenode(a) => namenode_cmd::run(a, reporter).await,
                     Cmd::Resourcemanager(a) => resourcemanager_cmd::run(a, reporter).await,
+                    Cmd::Nodemanager(a) => nodemanager_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
                     Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) => unreachable!(),

@@ -9,8 +9,15 @@
 //! - [`health`]: the operator's health script, judged by Hadoop's rule (a line starting with
 //!   `ERROR`, or a time-out, makes the node unhealthy).
 //!
-//! The daemon (registration, heartbeats, container tokens, the shuffle port) comes with the
-//! compute protocols; see ARCHITECTURE.md, "Compute".
+//! - [`shuffle`]: the shuffle port serves a reduce partition of map outputs (bounded; paths
+//!   only from typed ids, never from request text), and a blocking client to fetch them.
+//! - [`daemon`]: `herd nodemanager`: joins `nodemanager/<id>`, registers with the RM and
+//!   heartbeats (container statuses until acknowledged, health), follows its orders unless
+//!   from an older RM epoch, and starts containers only for tokens that verify under the RM's
+//!   secret from the keeper. Formats: docs/compute-formats.md; design: ARCHITECTURE.md,
+//!   "Compute".
 
 pub mod containers;
+pub mod daemon;
 pub mod health;
+pub mod shuffle;
