@@ -55,7 +55,7 @@ use member::report::Reporter;
 use member::view::View;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -366,38 +366,9 @@ impl Namenode {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.stop.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "refused: {} connections already", shared.config.max_connections);
-            continue;
-        };
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let stop = s.stop.clone();
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                r = serve(stream, peer, s) => {
-                    if let Err(why) = r {
-                        tracing::debug!(%peer, "connection ended: {why}");
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
+    let (max, stop) = (shared.config.max_connections, shared.stop.clone());
+    ::rpc::server::accept_loop("namenode", listener, max, stop, |stream, peer| serve(stream, peer, shared.clone()))
+        .await
 }
 
 /// One connection: the preamble, then requests answered in order.

@@ -42,7 +42,7 @@ use rpc::codec::Message;
 use rpc::frame::{self as frame, Protocol, RemoteError, Request, Response, MAX_FRAME_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -598,39 +598,11 @@ impl Shared {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, kick: watch::Sender<()>) {
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.stop.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "refused: {} connections already", shared.config.max_connections);
-            continue;
-        };
-        let s = shared.clone();
-        let kick = kick.clone();
-        tokio::spawn(async move {
-            let stop = s.stop.clone();
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                r = serve(stream, peer, s, kick) => {
-                    if let Err(why) = r {
-                        tracing::debug!(%peer, "connection ended: {why}");
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
+    let (max, stop) = (shared.config.max_connections, shared.stop.clone());
+    rpc::server::accept_loop("resourcemanager", listener, max, stop, |stream, peer| {
+        serve(stream, peer, shared.clone(), kick.clone())
+    })
+    .await
 }
 
 /// One connection: the preamble names the protocol, then requests answered in order.

@@ -10,18 +10,22 @@
 //!   [`frame::MAX_FRAME_LEN`] (16 MiB), refused from its prefix before the body is read.
 //! - **One protocol per connection**, named by the preamble ([`Protocol`]); its ids are
 //!   never reused.
-//! - **Light.** std and `thiserror`; nothing of herd's servers.
+//! - **Light.** std and `thiserror` (tokio only with the `server` feature); nothing of herd's
+//!   servers.
 //!
 //! Layout: [`codec`] is the encoding (`Writer`, `Reader`, the [`Message`] trait, and the
 //! [`wire_struct!`] and [`wire_enum!`] macros protocol crates declare their types with);
 //! [`frame`] the framing, preamble, protocol ids and request/response envelopes; [`client`] a
-//! blocking client that retries a broken call under the same call id; `wire_check` (feature
+//! blocking client that retries a broken call under the same call id; `server` (feature
+//! `server`) the accept loop servers share; `wire_check` (feature
 //! `wire-check`, for protocol crates' tests) the checks every message type must pass. The
 //! byte layout is in `docs/rpc.md` and each module's doc.
 
 pub mod client;
 pub mod codec;
 pub mod frame;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "wire-check")]
 pub mod wire_check;
 

@@ -15,7 +15,6 @@ use rpc::frame::{self, MAX_FRAME_LEN};
 use rpc::{Protocol, RemoteError, Request, RequestHeader, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::{Shared, MAX_CONTAINERS};
 use crate::containers::ContainerSpec;
@@ -27,36 +26,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const ENV_MAX: usize = 1024;
 
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let max = shared.cfg.max_connections.max(1);
-    let slots = Arc::new(Semaphore::new(max));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shared.stop.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("ctl accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "ctl: refused, {max} connections already");
-            continue;
-        };
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let stop = s.stop.clone();
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                r = serve(stream, peer, s) => if let Err(e) = r {
-                    tracing::debug!(%peer, "ctl connection ended: {e}");
-                },
-            }
-            drop(permit);
-        });
-    }
+    let (max, stop) = (shared.cfg.max_connections, shared.stop.clone());
+    rpc::server::accept_loop("ctl", listener, max, stop, |stream, peer| serve(stream, peer, shared.clone())).await
 }
 
 async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Result<(), String> {
