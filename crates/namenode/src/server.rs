@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dfs_proto::dn_nn::DatanodeCommand;
-use dfs_proto::rpc::{self, Protocol, RemoteError, Request, Response, MAX_FRAME_LEN};
+use dfs_proto::rpc::{self, Protocol, Request, Response, MAX_FRAME_LEN};
 use dfs_proto::{ClientRequest, DatanodeInfo, DatanodeRequest, Message};
 use member::client::ClientConfig;
 use member::membership::{Membership, MembershipConfig, Status};
@@ -66,7 +66,7 @@ use crate::namespace::{Entry, Namespace, Op, Outcome, NO_CLIENT, SUPERUSER};
 /// The Java class of the answer to a DataNode the view does not list (HDFS's own).
 pub const UNREGISTERED: &str = "org.apache.hadoop.hdfs.protocol.UnregisteredNodeException";
 /// The Java class of a request that could not be decoded.
-pub const RPC_SERVER_EXCEPTION: &str = "org.apache.hadoop.ipc.RpcServerException";
+pub use ::rpc::frame::RPC_SERVER_EXCEPTION;
 /// Commands queued for one DataNode, at most; older ones are dropped (the monitor reschedules
 /// a copy whose command was lost once its pending time-out passes).
 const COMMAND_QUEUE_MAX: usize = 4096;
@@ -404,7 +404,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> 
                 Ok(req) => {
                     let call_id = req.header.call_id;
                     let result = client::handle(&shared, req, peer).await;
-                    encode(&Response { call_id, result })
+                    ::rpc::frame::response_frame(&Response { call_id, result })
                 }
                 Err(e) => malformed(&body, &e, peer),
             },
@@ -412,7 +412,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> 
                 Ok(req) => {
                     let call_id = req.header.call_id;
                     let result = datanode::handle(&shared, req.body).await;
-                    encode(&Response { call_id, result })
+                    ::rpc::frame::response_frame(&Response { call_id, result })
                 }
                 Err(e) => malformed(&body, &e, peer),
             },
@@ -426,26 +426,8 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> 
     }
 }
 
-/// A response frame, and whether the connection closes after it.
-fn encode<B: Message>(r: &Response<B>) -> (Vec<u8>, bool) {
-    match rpc::encode_frame(r, MAX_FRAME_LEN) {
-        Ok(f) => (f, false),
-        Err(e) => {
-            let err: Response<B> = Response {
-                call_id: r.call_id,
-                result: Err(RemoteError::new("java.io.IOException", format!("response too large: {e}"))),
-            };
-            (rpc::encode_frame(&err, MAX_FRAME_LEN).unwrap_or_default(), false)
-        }
-    }
-}
-
-/// The answer to a request that does not decode: an RpcServerException for its call id (if
-/// its first 8 bytes are one), then the connection closes (the stream may be out of step).
+/// The answer to a request that does not decode (see `rpc::malformed_frame`); logged here.
 fn malformed(body: &[u8], e: &dfs_proto::DecodeError, peer: SocketAddr) -> (Vec<u8>, bool) {
     tracing::warn!(%peer, "refused a malformed request: {e}");
-    let call_id = body.first_chunk::<8>().map(|b| u64::from_be_bytes(*b)).unwrap_or(0);
-    let r: Response<dfs_proto::ClientResponse> =
-        Response { call_id, result: Err(RemoteError::new(RPC_SERVER_EXCEPTION, format!("malformed request: {e}"))) };
-    (rpc::encode_frame(&r, MAX_FRAME_LEN).unwrap_or_default(), true)
+    ::rpc::frame::malformed_frame::<dfs_proto::ClientResponse>(body, e)
 }

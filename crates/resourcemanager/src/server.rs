@@ -39,7 +39,7 @@ use member::membership::{Membership, MembershipConfig};
 use member::report::Reporter;
 use member::view::View;
 use rpc::codec::Message;
-use rpc::frame::{self as frame, Protocol, RemoteError, Request, Response, MAX_FRAME_LEN};
+use rpc::frame::{self as frame, Protocol, Request, Response, MAX_FRAME_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -50,9 +50,6 @@ use crate::attempts::{self, AppState, AttemptRecord, AttemptState, Attempts, Dec
 use crate::scheduler::{self, Scheduler};
 use crate::store::{Store, StoreError, StoredApp, StoredAttempt, StoredContainer};
 use crate::types::{AppId, AttemptId, ContainerId, Resources};
-
-/// The exception class of a request the server could not decode.
-const RPC_SERVER_EXCEPTION: &str = "org.apache.hadoop.ipc.RpcServerException";
 
 /// How the ResourceManager runs.
 #[derive(Clone)]
@@ -638,7 +635,7 @@ async fn serve(
             Protocol::ClientResourceManager => match Request::<ApplicationClientRequest>::from_bytes(&body) {
                 Ok(req) => {
                     let call_id = req.header.call_id;
-                    encode(&Response { call_id, result: client::handle(&shared, req).await })
+                    frame::response_frame(&Response { call_id, result: client::handle(&shared, req).await })
                 }
                 Err(e) => malformed(&body, &e),
             },
@@ -646,7 +643,7 @@ async fn serve(
                 match Request::<ApplicationMasterRequest>::from_bytes(&body) {
                     Ok(req) => {
                         let call_id = req.header.call_id;
-                        encode(&Response { call_id, result: am::handle(&shared, req.body).await })
+                        frame::response_frame(&Response { call_id, result: am::handle(&shared, req.body).await })
                     }
                     Err(e) => malformed(&body, &e),
                 }
@@ -656,7 +653,7 @@ async fn serve(
                     let call_id = req.header.call_id;
                     let result = nm::handle(&shared, req.body).await;
                     let _ = kick.send(());
-                    encode(&Response { call_id, result })
+                    frame::response_frame(&Response { call_id, result })
                 }
                 Err(e) => malformed(&body, &e),
             },
@@ -669,27 +666,10 @@ async fn serve(
     }
 }
 
-fn encode<B: Message>(r: &Response<B>) -> (Vec<u8>, bool) {
-    match frame::encode_frame(r, MAX_FRAME_LEN) {
-        Ok(f) => (f, false),
-        Err(e) => {
-            let err: Response<B> = Response {
-                call_id: r.call_id,
-                result: Err(RemoteError::new("java.io.IOException", format!("response too large: {e}"))),
-            };
-            (frame::encode_frame(&err, MAX_FRAME_LEN).unwrap_or_default(), false)
-        }
-    }
-}
-
-/// An RpcServerException for the call id (if the first 8 bytes are one); the connection
-/// then closes, since the stream may be out of step.
+/// The answer to a request that does not decode (see `rpc::frame::malformed_frame`); logged here.
 fn malformed(body: &[u8], e: &rpc::DecodeError) -> (Vec<u8>, bool) {
     tracing::warn!("refused a malformed request: {e}");
-    let call_id = body.first_chunk::<8>().map(|b| u64::from_be_bytes(*b)).unwrap_or(0);
-    let r: Response<compute_proto::ApplicationClientResponse> =
-        Response { call_id, result: Err(RemoteError::new(RPC_SERVER_EXCEPTION, format!("malformed request: {e}"))) };
-    (frame::encode_frame(&r, MAX_FRAME_LEN).unwrap_or_default(), true)
+    frame::malformed_frame::<compute_proto::ApplicationClientResponse>(body, e)
 }
 
 /// The launch request for an AM container (used by the launcher).

@@ -120,6 +120,35 @@ pub fn encode_frame<M: Message>(m: &M, limit: usize) -> Result<Vec<u8>, FrameErr
     Ok(w.buf)
 }
 
+/// Hadoop's class for a request a server could not decode.
+pub const RPC_SERVER_EXCEPTION: &str = "org.apache.hadoop.ipc.RpcServerException";
+
+/// A server's response frame, and whether the connection closes after it (no): a response
+/// past [`MAX_FRAME_LEN`] is answered instead with an IOException that says so.
+pub fn response_frame<B: Message>(r: &Response<B>) -> (Vec<u8>, bool) {
+    match encode_frame(r, MAX_FRAME_LEN) {
+        Ok(f) => (f, false),
+        Err(e) => {
+            let err: Response<B> = Response {
+                call_id: r.call_id,
+                result: Err(RemoteError::new("java.io.IOException", format!("response too large: {e}"))),
+            };
+            (encode_frame(&err, MAX_FRAME_LEN).unwrap_or_default(), false)
+        }
+    }
+}
+
+/// A server's answer to a request body that did not decode: an [`RPC_SERVER_EXCEPTION`] for
+/// its call id (if its first 8 bytes are one), and true: the connection closes, since the
+/// stream may be out of step. `B` is any response type of the protocol (an error encodes the
+/// same whatever the body type).
+pub fn malformed_frame<B: Message>(body: &[u8], e: &DecodeError) -> (Vec<u8>, bool) {
+    let call_id = body.first_chunk::<8>().map(|b| u64::from_be_bytes(*b)).unwrap_or(0);
+    let r: Response<B> =
+        Response { call_id, result: Err(RemoteError::new(RPC_SERVER_EXCEPTION, format!("malformed request: {e}"))) };
+    (encode_frame(&r, MAX_FRAME_LEN).unwrap_or_default(), true)
+}
+
 /// Splits one whole frame off the front of `buf`: `Ok(None)` if more bytes are needed, else
 /// the body and the bytes consumed. For callers that buffer a stream themselves (async).
 pub fn split_frame(buf: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, FrameError> {
