@@ -77,10 +77,13 @@ fn namespace_and_closed_files_survive_and_the_open_file_is_recovered() {
         || dfs.status("/data/open").ok().flatten().is_some_and(|s| !s.under_construction),
         || format!("/data/open closed by lease recovery; namenode log:\n{}", c.namenode_log_tail()),
     );
-    let log = common::dfs::strip_ansi(&c.namenode.as_ref().expect("namenode").log());
-    assert!(
-        log.contains("lease recovery closed the file path=/data/open"),
-        "closed by the NameNode's recovery:\n{log}"
+    // The recovery logs its success just after the close it applied, so the line may trail
+    // the status a moment.
+    let log = || common::dfs::strip_ansi(&c.namenode.as_ref().expect("namenode").log());
+    wait_for(
+        Duration::from_secs(10),
+        || log().contains("lease recovery closed the file path=/data/open"),
+        || format!("closed by the NameNode's recovery:\n{}", log()),
     );
     let s = dfs.status("/data/open").expect("status").expect("exists");
     assert_eq!(s.length, open.len() as u64, "recovered to the acknowledged length");
