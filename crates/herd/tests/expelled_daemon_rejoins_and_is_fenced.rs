@@ -192,8 +192,18 @@ fn partitioned_worker_is_expelled_fenced_and_rejoins() {
         });
         let v = wait_view(&mut views, Box::new(|v| v.members.contains_key("w1"))).await;
         let i1 = v.members["w1"].incarnation;
-        // The worker obeys the current master.
-        assert_eq!(order(&worker_addr, m1).await, "OK");
+        // The worker obeys the current master once it has read its own join's answer (the view
+        // can show its znode a moment before that; until then it answers NOT_MEMBER).
+        let t0 = Instant::now();
+        loop {
+            let answer = order(&worker_addr, m1).await;
+            if answer == "OK" {
+                break;
+            }
+            assert_eq!(answer, "NOT_MEMBER", "a joining worker either obeys or says it is not a member yet");
+            assert!(t0.elapsed() < PATIENCE, "the joined worker never obeyed its master");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
         // Cut the worker off from the keeper only (both ways); it still reaches its master.
         net.cut_one_way(0, 1);
