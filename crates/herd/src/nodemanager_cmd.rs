@@ -43,6 +43,12 @@ pub struct NodemanagerArgs {
     /// The shuffle port; port 0 picks a free one.
     #[arg(long, default_value = daemon::LISTEN_SHUFFLE_DEFAULT)]
     listen_shuffle: SocketAddr,
+    /// Where the HTTP server (container logs) listens; port 0 picks a free one.
+    #[arg(long)]
+    listen_http: Option<SocketAddr>,
+    /// The NameNode's RPC address (host:port), for containers' files from the DFS.
+    #[arg(long, value_name = "HOST:PORT")]
+    namenode: Option<String>,
     /// This NodeManager's rack path.
     #[arg(long, default_value = daemon::RACK_DEFAULT)]
     rack: String,
@@ -72,6 +78,8 @@ pub async fn run(a: NodemanagerArgs, reporter: Option<Reporter>) -> anyhow::Resu
     cfg.listen_ctl = a.listen_ctl;
     cfg.listen_shuffle = a.listen_shuffle;
     cfg.rack = a.rack.clone();
+    cfg.listen_http = a.listen_http;
+    cfg.namenode = a.namenode.clone();
     cfg.heartbeat_interval = Duration::from_millis(a.heartbeat_ms);
     cfg.health_script = a.health_script.clone().map(|path| HealthScript {
         path,

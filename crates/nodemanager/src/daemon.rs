@@ -91,6 +91,12 @@ pub struct NodemanagerConfig {
     pub listen_shuffle: SocketAddr,
     /// `host:port` of its HTTP server, sent at registration ("" when none).
     pub http_addr: String,
+    /// Where its HTTP server (container logs) listens; None: no HTTP server. Port 0 picks one,
+    /// which then replaces `http_addr`.
+    pub listen_http: Option<SocketAddr>,
+    /// The NameNode's RPC address, for containers' files from the DFS (launch contexts'
+    /// `files`); None: a launch context with files is refused.
+    pub namenode: Option<String>,
     pub rack: String,
     pub heartbeat_interval: Duration,
     /// None: always healthy.
@@ -114,6 +120,8 @@ impl NodemanagerConfig {
             listen_ctl: LISTEN_CTL_DEFAULT.parse().expect("a literal socket address"),
             listen_shuffle: LISTEN_SHUFFLE_DEFAULT.parse().expect("a literal socket address"),
             http_addr: String::new(),
+            listen_http: None,
+            namenode: None,
             rack: RACK_DEFAULT.to_owned(),
             heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
             health_script: None,
