@@ -6,6 +6,7 @@
 //! Done, FatalError, ReportFetchFailure -> Ack
 //! CanCommit              -> CommitAllowed
 //! GetMapCompletionEvents -> MapCompletionEvents
+//! GetJobReport           -> JobReport (for `herd job`, as MapReduce's MRClientProtocol)
 //! ```
 //!
 //! The job's configuration (mapper, reducer, formats) is not here: it travels as a job file in
@@ -100,8 +101,9 @@ wire_enum! {
         /// The task for the container the caller runs in.
         GetTask { container_id: ContainerId } = 0,
         StatusUpdate { attempt: TaskAttemptId, status: TaskStatus } = 1,
-        /// The attempt's work is done (and committed, if it asked).
-        Done { attempt: TaskAttemptId } = 2,
+        /// The attempt's work is done (and committed, if it asked). A map names the shuffle
+        /// server (`host:port`) of its node, where its output now is ("" for a reduce).
+        Done { attempt: TaskAttemptId, shuffle_addr: String } = 2,
         /// May this attempt commit its output? One attempt per task is allowed.
         CanCommit { attempt: TaskAttemptId } = 3,
         /// The attempt failed; it exits after this.
@@ -110,6 +112,8 @@ wire_enum! {
         ReportFetchFailure { attempt: TaskAttemptId, map_attempt: TaskAttemptId } = 5,
         /// Map completion events from `from_event_id`, at most `max`.
         GetMapCompletionEvents { attempt: TaskAttemptId, from_event_id: u32, max: u32 } = 6,
+        /// The job's progress, counters and state (any caller; read-only).
+        GetJobReport = 7,
     }
 }
 
@@ -121,5 +125,7 @@ wire_enum! {
         Feedback { task_found: bool } = 2,
         CommitAllowed { allowed: bool } = 3,
         MapCompletionEvents { events: Vec<MapCompletionEvent> } = 4,
+        /// The job's report as JSON (its fields: docs/mapreduce-formats.md, "Job report").
+        JobReport { json: String } = 5,
     }
 }

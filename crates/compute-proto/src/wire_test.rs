@@ -293,11 +293,12 @@ fn umbilical_requests() -> Vec<UmbilicalRequest> {
         .collect();
     v.extend([
         GetTask { container_id: cid(2) },
-        Done { attempt: map },
+        Done { attempt: map, shuffle_addr: "127.0.0.1:13562".into() },
         CanCommit { attempt: reduce },
         FatalError { attempt: map, message: "exit 1".into(), stderr_tail: "Traceback ...\n".into() },
         ReportFetchFailure { attempt: reduce, map_attempt: map },
         GetMapCompletionEvents { attempt: reduce, from_event_id: 10, max: 100 },
+        GetJobReport,
     ]);
     v
 }
@@ -333,6 +334,7 @@ fn umbilical_responses() -> Vec<UmbilicalResponse> {
                 })
                 .collect(),
         },
+        JobReport { json: "{\"state\":\"RUNNING\"}".into() },
     ]
 }
 

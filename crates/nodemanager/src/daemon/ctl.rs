@@ -184,6 +184,7 @@ async fn start(
     let local_dirs: Vec<String> = local.iter().map(|d| app_dir(d, user, &app).display().to_string()).collect();
     let mut env = vec![
         ("HERD_NM_ADDR".to_string(), shared.ctl_addr.to_string()),
+        ("HERD_SHUFFLE_ADDR".to_string(), shared.shuffle_addr.to_string()),
         ("HERD_RM_ADDR".to_string(), shared.cfg.rm.clone()),
         ("LOCAL_DIRS".to_string(), local_dirs.join(",")),
         ("USER".to_string(), user.to_string()),
