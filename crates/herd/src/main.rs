@@ -5,6 +5,7 @@ mod bench_detect;
 mod datanode_cmd;
 mod dfsadmin_cmd;
 mod fs_cmd;
+mod job_cmd;
 mod member_cmd;
 mod namenode_cmd;
 mod nodemanager_cmd;
@@ -52,6 +53,22 @@ enum Cmd {
     Resourcemanager(resourcemanager_cmd::ResourcemanagerArgs),
     /// Run a NodeManager: runs containers for the ResourceManager, serves map outputs.
     Nodemanager(nodemanager_cmd::NodemanagerArgs),
+    /// MapReduce jobs: run (wordcount, grep, sort, streaming), status, list, kill, logs.
+    Job(job_cmd::JobArgs),
+    /// A MapReduce job's ApplicationMaster (run by a NodeManager in the job's first container).
+    #[command(hide = true)]
+    Appmaster {
+        /// The job file in the DFS.
+        #[arg(long)]
+        job: String,
+    },
+    /// One MapReduce task attempt (run by a NodeManager in a container the AM asked for).
+    #[command(hide = true)]
+    Task {
+        /// The AM's umbilical address.
+        #[arg(long)]
+        am: String,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -212,6 +229,24 @@ fn main() -> anyhow::Result<()> {
         Cmd::Zk(a) => zk::run(a),
         Cmd::Fs(a) => fs_cmd::run(a),
         Cmd::Dfsadmin(a) => dfsadmin_cmd::run(a),
+        Cmd::Job(a) => std::process::exit(job_cmd::run(a)?),
+        Cmd::Appmaster { job } => {
+            let cfg = mrapp::am::AmConfig::from_env(&job)?;
+            match mrapp::am::run(cfg) {
+                Ok(report) => {
+                    tracing::info!(state = %report.state, "appmaster done");
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!("appmaster: {e}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        Cmd::Task { am } => {
+            let cfg = mrapp::task::TaskConfig::from_env(&am).map_err(|e| anyhow::anyhow!(e))?;
+            std::process::exit(mrapp::task::run(cfg))
+        }
         cmd => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -226,7 +261,8 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Nodemanager(a) => nodemanager_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
-                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) => unreachable!(),
+                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) | Cmd::Job(_) => unreachable!(),
+                    Cmd::Appmaster { .. } | Cmd::Task { .. } => unreachable!(),
                 }
             })
         }

@@ -318,9 +318,15 @@ impl Nodemanager {
     /// Binds the control and shuffle ports, reads the secret (absent is not an error: the RM
     /// may come later), joins the membership and starts the service thread. Runs on a tokio
     /// runtime.
-    pub async fn start(cfg: NodemanagerConfig, reporter: Option<Reporter>) -> Result<Nodemanager, StartError> {
+    pub async fn start(mut cfg: NodemanagerConfig, reporter: Option<Reporter>) -> Result<Nodemanager, StartError> {
         if cfg.local_dirs.is_empty() {
             return Err(StartError::NoLocalDirs);
+        }
+        // Containers run in their own working dirs: every path they are given must be absolute.
+        for d in cfg.local_dirs.iter_mut().chain([&mut cfg.log_dir]) {
+            if let Ok(abs) = std::path::absolute(&*d) {
+                *d = abs;
+            }
         }
         let ctl = tokio::net::TcpListener::bind(cfg.listen_ctl).await.map_err(|source| StartError::Listen {
             what: "control",

@@ -131,6 +131,8 @@ pub(crate) struct Launch {
     pub ctl_addr: String,
     pub token: ContainerToken,
     pub launch: ContainerLaunchContext,
+    /// The application's user: the AM runs as it (YARN starts the AM as the submitter).
+    pub user: String,
 }
 
 pub(crate) struct Shared {

@@ -102,6 +102,7 @@ pub(super) async fn launcher(shared: Arc<Shared>, mut kick: watch::Receiver<()>)
 async fn launch(shared: Arc<Shared>, l: Launch) {
     let req: ContainerManagementRequest = start_request(&l);
     let addr = l.ctl_addr.clone();
+    let user = l.user.clone();
     let policy = RetryPolicy {
         io_timeout: Duration::from_secs(5),
         retry_for: Duration::from_secs(5),
@@ -111,7 +112,7 @@ async fn launch(shared: Arc<Shared>, l: Launch) {
         let mut c = RpcClient::new(
             addr,
             Protocol::ApplicationMasterNodeManager,
-            Caller::new("resourcemanager", Vec::new()),
+            Caller::new(user, Vec::new()),
             policy,
         );
         c.call::<_, ContainerManagementResponse>(&req)

@@ -128,12 +128,14 @@ pub(super) async fn handle(shared: &Shared, req: Q) -> Result<A, RemoteError> {
                         continue;
                     }
                     core.dirty.insert(c.attempt.app);
-                    let Some(launch) = core.apps.get(&c.attempt.app).map(|i| i.submission.am_launch.clone()) else {
+                    let Some((launch, user)) =
+                        core.apps.get(&c.attempt.app).map(|i| (i.submission.am_launch.clone(), i.user.clone()))
+                    else {
                         continue;
                     };
                     let ctl_addr = token.node_id.to_string();
                     tracing::info!(attempt = %c.attempt, nodemanager = %id, container = %token.container_id, "AM container allocated");
-                    core.launches.push(Launch { attempt: c.attempt, ctl_addr, token, launch });
+                    core.launches.push(Launch { attempt: c.attempt, ctl_addr, token, launch, user });
                 } else {
                     let node_http_addr = core.nodes.get(&id).map(|n| n.http_addr.clone()).unwrap_or_default();
                     if let Some(info) = core.apps.get_mut(&c.attempt.app) {
