@@ -1,6 +1,7 @@
 //! Shared helpers for tests that run real `herd` processes on loopback.
 #![allow(dead_code)]
 
+pub mod compute;
 pub mod dfs;
 pub mod ensemble;
 pub mod fs;
