@@ -457,6 +457,8 @@ impl Cluster {
         let base = free_port_base()?;
         let mut cmd = Command::new(herd);
         cmd.arg("up").arg("--dir").arg(&cdir).args(["--port-base", &base.to_string(), "--datanodes", "3"]);
+        // The file system alone, as the README's numbers say: no compute roles beside it.
+        cmd.args(["--nodemanagers", "0"]);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(File::create(&log)?);
         eprintln!("xtask: running {cmd:?}");
         let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_detect;
+mod cluster;
 mod datanode_cmd;
 mod dfsadmin_cmd;
 mod fs_cmd;

@@ -151,7 +151,8 @@ pub struct ChildSpec {
     /// None: the supervisor's own.
     pub log: Option<PathBuf>,
     /// The child is ready once it prints a line with this prefix on stdout; the rest of the
-    /// line is its addresses, `KEY=ADDR ...`. None: ready once started.
+    /// line is its addresses, `KEY=ADDR ...` (an empty ADDR is skipped). None: ready once
+    /// started.
     pub ready_prefix: Option<String>,
     /// Addresses the child does not print on its ready line.
     pub known_addrs: BTreeMap<String, String>,
@@ -310,8 +311,13 @@ impl Incarnation {
                 items = self.pipe.next() => self.apply(&spec.name, items),
             }
         };
+        // `KEY=` with nothing after it is no address (a server the child does not run).
         self.addrs.extend(
-            ready.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())),
+            ready
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });

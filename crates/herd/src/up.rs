@@ -1,11 +1,14 @@
 //! `herd up`: a whole cluster on one machine as supervised child processes on loopback.
 //!
-//! The cluster is keepers (one standalone keeper, or an ensemble of 3 or 5: `--keepers`),
-//! and a file system: one NameNode and `--datanodes` DataNodes (default 3; 0 for none). Every child has a supervisor of its own (`crate::supervise`) that restarts it
-//! with back-off when it dies (a restarted ensemble member rejoins with its own data dir), so
-//! one child's restart never delays noticing another's death. A child that dies too often
-//! within the window is given up on: it is marked failed, with its error, and the others keep
-//! running. The main loop alone writes `cluster.json`, from the statuses the supervisors send.
+//! The cluster is keepers (one standalone keeper, or an ensemble of 3 or 5: `--keepers`), a
+//! file system: one NameNode and `--datanodes` DataNodes (default 3; 0 for none), and compute:
+//! one ResourceManager and `--nodemanagers` NodeManagers (default 3; 0 for none). Every child
+//! has a supervisor of its own (`crate::supervise`) that restarts it with back-off when it dies
+//! (a restarted ensemble member rejoins with its own data dir), so one child's restart never
+//! delays noticing another's death. A child that dies too often within the window is given up
+//! on: it is marked failed, with its error, and the others keep running. The main loop alone
+//! writes `cluster.json`, from the statuses the supervisors send. Roles stop in tiers (see
+//! [`Role::stop_tier`]): compute, then the file system, keepers last.
 
 use crate::supervise::{self, ChildSpec, Incarnation, RestartArgs, State, Status};
 use anyhow::Context;
@@ -24,6 +27,16 @@ pub const KEEPER_PEER_PORT: u16 = 2888;
 /// The NameNode's RPC and HTTP ports (HDFS's), plus the base.
 pub const NAMENODE_RPC_PORT: u16 = 8020;
 pub const NAMENODE_HTTP_PORT: u16 = 9870;
+/// The ResourceManager's RPC port (YARN's `yarn.resourcemanager.address`), plus the base.
+pub const RESOURCEMANAGER_PORT: u16 = 8032;
+/// What each NodeManager offers containers by default. A developer laptop runs all N of them
+/// (3 by default) on one machine, so each offers a share of it rather than YARN's 8 GiB and 8
+/// vcores per node: 4 GiB and 4 vcores fit an AM and a few 1 GiB, 1-vcore tasks (MapReduce's
+/// default container) on every node, and the whole default cluster offers 12 GiB and 12 vcores,
+/// about a laptop's memory and hardware threads. It is a ceiling on what is scheduled, not a
+/// reservation: containers use what they use, and one over its allocation is killed.
+pub const NM_MEMORY_MB_DEFAULT: u64 = 4096;
+pub const NM_VCORES_DEFAULT: u32 = 4;
 /// Ensemble sizes `--keepers` accepts: odd, so a majority survives the loss of a minority.
 const KEEPERS_ALLOWED: [u8; 3] = [1, 3, 5];
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,6 +63,17 @@ pub struct UpArgs {
     /// system. DataNodes take free data ports, listed in cluster.json.
     #[arg(long, value_name = "N", default_value_t = 3)]
     datanodes: u16,
+    /// NodeManagers to run, with one ResourceManager (RPC on 8032 + B); 0 runs no compute.
+    /// NodeManagers `nm1..nmN` take free control, shuffle and HTTP ports, listed in
+    /// cluster.json; their containers' dirs and logs are under DIR/nodemanager-<id>/.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    nodemanagers: u16,
+    /// Memory each NodeManager offers containers, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = NM_MEMORY_MB_DEFAULT)]
+    nm_memory_mb: u64,
+    /// Virtual cores each NodeManager offers containers.
+    #[arg(long, value_name = "N", default_value_t = NM_VCORES_DEFAULT)]
+    nm_vcores: u32,
     #[command(flatten)]
     restart: RestartArgs,
 }
@@ -96,6 +120,25 @@ struct Role {
     /// A keeper's client address (the other roles' connect string).
     client_addr: Option<String>,
 }
+
+impl Role {
+    /// When the role stops, in order: 0 first. NodeManagers stop their containers (tasks that
+    /// may be writing to the file system) and leave the view while the ResourceManager still
+    /// answers their last heartbeats; the ResourceManager next, before the file system its
+    /// jobs use; keepers last, so that every other role can still leave the views (and end its
+    /// keeper session) while it stops. Roles of one tier stop in parallel.
+    fn stop_tier(&self) -> usize {
+        match self.role {
+            "nodemanager" => 0,
+            "resourcemanager" => 1,
+            "keeper" => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// The number of stop tiers of [`Role::stop_tier`].
+const STOP_TIERS: usize = 4;
 
 /// One keeper per id 1..=N. A standalone keeper gets exactly the flags it always had; ensemble
 /// members also get their id and every member's peer address, themselves included.
@@ -151,6 +194,14 @@ fn keeper_specs(dir: &Path, keepers: u8, port_base: u16, restart: &RestartArgs) 
     Ok(roles)
 }
 
+/// The NameNode's RPC address under `--port-base`.
+fn namenode_rpc(port_base: u16) -> anyhow::Result<String> {
+    let port = NAMENODE_RPC_PORT
+        .checked_add(port_base)
+        .with_context(|| format!("--port-base {port_base} pushes the namenode's port past 65535"))?;
+    Ok(format!("127.0.0.1:{port}"))
+}
+
 /// The file system: a NameNode on its fixed port and `datanodes` DataNodes on free ports, all
 /// members of the keepers' views.
 fn dfs_specs(
@@ -161,10 +212,7 @@ fn dfs_specs(
     restart: &RestartArgs,
 ) -> anyhow::Result<Vec<Role>> {
     let program = std::env::current_exe().context("locating the herd binary")?;
-    let rpc_port = NAMENODE_RPC_PORT
-        .checked_add(port_base)
-        .with_context(|| format!("--port-base {port_base} pushes the namenode's port past 65535"))?;
-    let rpc = format!("127.0.0.1:{rpc_port}");
+    let rpc = namenode_rpc(port_base)?;
     let http_port = NAMENODE_HTTP_PORT
         .checked_add(port_base)
         .with_context(|| format!("--port-base {port_base} pushes the namenode's HTTP port past 65535"))?;
@@ -219,6 +267,90 @@ fn dfs_specs(
     Ok(roles)
 }
 
+/// What each NodeManager offers containers (`--nm-memory-mb`, `--nm-vcores`).
+struct NmResources {
+    memory_mb: u64,
+    vcores: u32,
+}
+
+/// Compute: a ResourceManager on its fixed port and `nodemanagers` NodeManagers (`nm1`..) on
+/// free ports, all members of the keepers' views. `namenode` is the file system's RPC address,
+/// when one runs, for containers' files from it.
+fn compute_specs(
+    dir: &Path,
+    nodemanagers: u16,
+    port_base: u16,
+    keepers: &str,
+    namenode: Option<&str>,
+    resources: &NmResources,
+    restart: &RestartArgs,
+) -> anyhow::Result<Vec<Role>> {
+    let program = std::env::current_exe().context("locating the herd binary")?;
+    let rm_port = RESOURCEMANAGER_PORT
+        .checked_add(port_base)
+        .with_context(|| format!("--port-base {port_base} pushes the resourcemanager's port past 65535"))?;
+    let rm = format!("127.0.0.1:{rm_port}");
+    let spec = |name: String, args: Vec<String>, log: String, ready: &str| ChildSpec {
+        name,
+        program: program.clone(),
+        args: args.into_iter().map(Into::into).collect(),
+        log: Some(dir.join(log)),
+        ready_prefix: Some(ready.to_owned()),
+        known_addrs: BTreeMap::new(),
+        ready_timeout: READY_TIMEOUT,
+        stop_timeout: supervise::STOP_TIMEOUT,
+        policy: restart.policy(),
+    };
+    let rm_args = vec![
+        "resourcemanager".to_owned(),
+        "--id".to_owned(),
+        "1".to_owned(),
+        "--listen".to_owned(),
+        rm.clone(),
+        "--keepers".to_owned(),
+        keepers.to_owned(),
+    ];
+    let mut roles = vec![Role {
+        role: "resourcemanager",
+        id: "1".to_owned(),
+        spec: spec("resourcemanager 1".into(), rm_args, "resourcemanager-1.log".into(), "herd resourcemanager ready "),
+        client_addr: None,
+    }];
+    for n in 1..=nodemanagers {
+        let id = format!("nm{n}");
+        let home = dir.join(format!("nodemanager-{id}"));
+        let mut args = vec![
+            "nodemanager".to_owned(),
+            "--id".to_owned(),
+            id.clone(),
+            "--rm".to_owned(),
+            rm.clone(),
+            "--keepers".to_owned(),
+            keepers.to_owned(),
+            "--listen-ctl".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--listen-shuffle".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--listen-http".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--local-dir".to_owned(),
+            home.join("local").display().to_string(),
+            "--log-dir".to_owned(),
+            home.join("logs").display().to_string(),
+            "--memory-mb".to_owned(),
+            resources.memory_mb.to_string(),
+            "--vcores".to_owned(),
+            resources.vcores.to_string(),
+        ];
+        if let Some(nn) = namenode {
+            args.extend(["--namenode".to_owned(), nn.to_owned()]);
+        }
+        let s = spec(format!("nodemanager {id}"), args, format!("nodemanager-{id}.log"), "herd nodemanager ready ");
+        roles.push(Role { role: "nodemanager", id, spec: s, client_addr: None });
+    }
+    Ok(roles)
+}
+
 /// Writes cluster.json whole (temp file, then rename), so a reader never sees half of it.
 fn write_cluster_file(dir: &Path, entries: &[ProcessEntry]) -> anyhow::Result<()> {
     let file = ClusterFile { processes: entries.to_vec() };
@@ -236,9 +368,17 @@ fn show_addrs(addrs: &BTreeMap<String, String>) -> String {
 pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let mut roles = keeper_specs(&a.dir, a.keepers, a.port_base, &a.restart)?;
+    let keepers: Vec<String> = roles.iter().filter_map(|r| r.client_addr.clone()).collect();
+    let keepers = keepers.join(",");
     if a.datanodes > 0 {
-        let keepers: Vec<String> = roles.iter().filter_map(|r| r.client_addr.clone()).collect();
-        roles.extend(dfs_specs(&a.dir, a.datanodes, a.port_base, &keepers.join(","), &a.restart)?);
+        roles.extend(dfs_specs(&a.dir, a.datanodes, a.port_base, &keepers, &a.restart)?);
+    }
+    if a.nodemanagers > 0 {
+        let namenode = if a.datanodes > 0 { Some(namenode_rpc(a.port_base)?) } else { None };
+        let resources = NmResources { memory_mb: a.nm_memory_mb, vcores: a.nm_vcores };
+        let compute =
+            compute_specs(&a.dir, a.nodemanagers, a.port_base, &keepers, namenode.as_deref(), &resources, &a.restart)?;
+        roles.extend(compute);
     }
 
     // Every child is spawned before any is waited for, so a member that waits for its peers
@@ -276,30 +416,27 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     }
     let connect: Vec<&str> = entries.iter().filter_map(|e| e.addrs.get("client").map(String::as_str)).collect();
     println!("ZooKeeper connect string: {}", connect.join(","));
+    if let Some(rm) = entries.iter().find(|e| e.role == "resourcemanager").and_then(|e| e.addrs.get("rpc")) {
+        println!("ResourceManager (yarn.resourcemanager.address): {rm}");
+    }
     println!("cluster described in {}; Ctrl-C stops it", a.dir.join("cluster.json").display());
 
     // One listener for the whole run, so a signal that lands during a restart is not missed.
     let stop_signal = crate::stop_signal();
     tokio::pin!(stop_signal);
-    // Keepers stop last, so that every other role can still leave the views (and end its
-    // keeper session) while it stops.
-    let (cancel_keepers, cancel_others) = (CancellationToken::new(), CancellationToken::new());
+    // One cancellation and one set of supervisor tasks per stop tier (Role::stop_tier).
+    let mut tiers: Vec<(CancellationToken, JoinSet<()>)> =
+        (0..STOP_TIERS).map(|_| (CancellationToken::new(), JoinSet::new())).collect();
     let (updates_tx, mut updates) = mpsc::channel(roles.len() * 8);
-    let (mut keepers, mut others) = (JoinSet::new(), JoinSet::new());
     for (index, (r, inc)) in roles.into_iter().zip(started).enumerate() {
-        let is_keeper = r.role == "keeper";
-        let cancel = if is_keeper { cancel_keepers.clone() } else { cancel_others.clone() };
+        let (cancel, tasks) = &mut tiers[r.stop_tier()];
+        let cancel = cancel.clone();
         let tx = updates_tx.clone();
         // A give-up is reported through `updates` (State::Failed); the task's own result adds
         // nothing to it.
-        let task = async move {
+        tasks.spawn(async move {
             let _ = supervise::run(&r.spec, inc, index, &cancel, Some(&tx)).await;
-        };
-        if is_keeper {
-            keepers.spawn(task);
-        } else {
-            others.spawn(task);
-        }
+        });
     }
     drop(updates_tx);
 
@@ -326,10 +463,10 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     // The tasks stop their children in parallel. Closing the channel first means none of them
     // can be stuck sending a status nobody reads.
     drop(updates);
-    cancel_others.cancel();
-    while others.join_next().await.is_some() {}
-    cancel_keepers.cancel();
-    while keepers.join_next().await.is_some() {}
+    for (cancel, mut tasks) in tiers {
+        cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+    }
     let _ = std::fs::remove_file(a.dir.join("cluster.json"));
     result
 }

@@ -50,7 +50,9 @@ impl Up {
         let mut child = Command::new(common::herd_bin())
             .args(["up", "--dir"])
             .arg(dir.path())
-            .args(["--keepers", &keepers.to_string(), "--port-base", &base.to_string(), "--datanodes", "0"])
+            // Keepers only: the base was chosen for their ports alone.
+            .args(["--keepers", &keepers.to_string(), "--port-base", &base.to_string()])
+            .args(["--datanodes", "0", "--nodemanagers", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,5 +1,6 @@
-//! A file system cluster for `herd fs` tests: `herd up --datanodes N` in a temp dir on a free
-//! port base, stopped (SIGTERM, then SIGKILL) when dropped, also when a test panics.
+//! A file system cluster for `herd fs` tests: `herd up --datanodes N --nodemanagers 0` (no
+//! compute: these tests do not use it) in a temp dir on a free port base, stopped (SIGTERM,
+//! then SIGKILL) when dropped, also when a test panics.
 #![allow(dead_code)] // each test file uses a different part
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ impl FsCluster {
         let up = Command::new(super::herd_bin())
             .args(["up", "--dir"])
             .arg(dir.path())
-            .args(["--port-base", &base.to_string(), "--datanodes", &datanodes.to_string()])
+            .args(["--port-base", &base.to_string(), "--datanodes", &datanodes.to_string(), "--nodemanagers", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -117,20 +118,10 @@ impl FsCluster {
 }
 
 /// A `--port-base` B with the keeper's ports (2181 + B, 2888 + B) and the NameNode's
-/// (8020 + B, 9870 + B) free now; B comes from a port the kernel hands out, so parallel tests
-/// differ.
+/// (8020 + B, 9870 + B) free now.
 fn free_fs_port_base() -> u16 {
-    for _ in 0..100 {
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let Some(base) = free.checked_sub(9870) else { continue };
-        // Keeper client and peer, NameNode RPC and HTTP.
-        let ports: Vec<u16> = [2181u16, 2888, 8020, 9870].iter().filter_map(|p| p.checked_add(base)).collect();
-        let held: Vec<_> = ports.iter().map_while(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
-        if ports.len() == 4 && held.len() == 4 {
-            return base;
-        }
-    }
-    panic!("found no free port base");
+    // Keeper client and peer, NameNode RPC and HTTP.
+    super::free_port_base_for(&[2181, 2888, 8020, 9870])
 }
 
 impl Drop for FsCluster {

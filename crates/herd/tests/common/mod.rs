@@ -1,6 +1,7 @@
 //! Shared helpers for tests that run real `herd` processes on loopback.
 #![allow(dead_code)]
 
+pub mod compute;
 pub mod dfs;
 pub mod ensemble;
 pub mod fs;
@@ -113,6 +114,24 @@ pub fn free_port_base(keepers: u16) -> u16 {
         }
     }
     panic!("found no port base with {} free ports", 2 * keepers);
+}
+
+/// A `--port-base` B under which every one of `ports` (the defaults of a `herd up`'s fixed
+/// ports) is free now. B comes from a port the kernel hands out, taken as the highest of
+/// `ports` plus B, so tests running in parallel land on different ports; the others are
+/// checked by binding them (all at once), and another base is tried if one is taken.
+pub fn free_port_base_for(ports: &[u16]) -> u16 {
+    let highest = *ports.iter().max().expect("some ports");
+    for _ in 0..100 {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let Some(base) = free.checked_sub(highest) else { continue };
+        let wanted: Vec<u16> = ports.iter().filter_map(|p| p.checked_add(base)).collect();
+        let held: Vec<_> = wanted.iter().map_while(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
+        if wanted.len() == ports.len() && held.len() == ports.len() {
+            return base;
+        }
+    }
+    panic!("found no port base with {ports:?} free");
 }
 
 /// Whether network namespaces and nft are here; without them a fault test skips, unless
