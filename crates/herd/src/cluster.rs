@@ -9,7 +9,6 @@ use std::path::Path;
 
 /// The ResourceManager's client RPC address (YARN's `yarn.resourcemanager.address`) of the
 /// `herd up` cluster in `dir`.
-#[expect(dead_code, reason = "its first caller is `herd job --cluster DIR`, being built")]
 pub fn rm_addr_from_cluster(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join("cluster.json");
     let text =

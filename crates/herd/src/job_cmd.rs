@@ -7,7 +7,7 @@
 //! `kill` and `logs` talk to the ResourceManager (and the AM or the final report for counters).
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -97,7 +97,7 @@ pub fn run(a: JobArgs) -> anyhow::Result<i32> {
     let cluster = a.cluster.as_deref();
     let rm_addr = match (&a.rm, cluster) {
         (Some(rm), _) => rm.clone(),
-        (None, Some(dir)) => cluster_role_addr(dir, "resourcemanager", "rpc")?,
+        (None, Some(dir)) => crate::cluster::rm_addr_from_cluster(dir)?,
         (None, None) => bail!("no ResourceManager given: use --cluster DIR (or HERD_CLUSTER) or --rm HOST:PORT"),
     };
     let mut rm = rm_client(&rm_addr, &user);
@@ -178,26 +178,6 @@ fn rm_client(addr: &str, user: &str) -> RpcClient {
         Caller::new(user.to_owned(), Vec::new()),
         RetryPolicy { io_timeout: Duration::from_secs(10), retry_for: Duration::from_secs(30), ..Default::default() },
     )
-}
-
-/// `addrs.<key>` of the first running process of `role` in `dir/cluster.json`.
-pub fn cluster_role_addr(dir: &Path, role: &str, key: &str) -> anyhow::Result<String> {
-    let path = dir.join("cluster.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{} (is `herd up` running there?)", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
-    let procs = v.get("processes").and_then(|p| p.as_array()).context("cluster.json has no \"processes\"")?;
-    let of_role: Vec<&serde_json::Value> =
-        procs.iter().filter(|p| p.get("role").and_then(|r| r.as_str()) == Some(role)).collect();
-    let addr =
-        |p: &&serde_json::Value| p.get("addrs").and_then(|a| a.get(key)).and_then(|a| a.as_str()).map(String::from);
-    let running = |p: &&&serde_json::Value| p.get("state").and_then(|s| s.as_str()).is_none_or(|s| s == "running");
-    of_role
-        .iter()
-        .filter(running)
-        .find_map(addr)
-        .or_else(|| of_role.iter().find_map(addr))
-        .with_context(|| format!("{}: no {role} with a {key} address (was it started with compute?)", path.display()))
 }
 
 fn app_report(rm: &mut RpcClient, app: ApplicationId) -> anyhow::Result<ApplicationReport> {

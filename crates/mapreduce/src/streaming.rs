@@ -24,6 +24,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::sync_channel;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::api::Emit;
 use crate::counters::Counters;
@@ -46,6 +48,34 @@ pub struct StreamCommand {
     pub env: Vec<(String, String)>,
     /// The longest stdout line accepted (a bound on each buffered line).
     pub max_line_len: usize,
+    /// Bumped whenever the command shows life: a write to its stdin goes through, a record
+    /// comes from its stdout, a `reporter:` line from its stderr (Hadoop's progress, which the
+    /// task time-out watches).
+    pub activity: Option<Arc<AtomicU64>>,
+}
+
+fn bump(activity: &Option<Arc<AtomicU64>>) {
+    if let Some(a) = activity {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A writer that bumps the activity counter on every write that goes through.
+struct Active<W> {
+    inner: W,
+    activity: Option<Arc<AtomicU64>>,
+}
+
+impl<W: Write> Write for Active<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        bump(&self.activity);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl StreamCommand {
@@ -55,6 +85,7 @@ impl StreamCommand {
             dir: dir.to_path_buf(),
             env: Vec::new(),
             max_line_len: crate::split::MAX_LINE_LEN_DEFAULT,
+            activity: None,
         }
     }
 }
@@ -115,15 +146,16 @@ where
         _ => unreachable!("all three were piped"),
     };
     let max_line_len = command.max_line_len;
+    let activity = &command.activity;
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || {
-            let mut out = BufWriter::with_capacity(64 << 10, stdin);
+            let mut out = BufWriter::with_capacity(64 << 10, Active { inner: stdin, activity: activity.clone() });
             let fed = feed(&mut out);
             let flushed = out.flush().map_err(|e| Error::io("write to the command's stdin", e));
             // Dropping `out` closes stdin: the command sees the end of its input.
             fed.and(flushed)
         });
-        let stderr_reader = scope.spawn(move || read_stderr(stderr));
+        let stderr_reader = scope.spawn(move || read_stderr(stderr, activity));
         let (tx, rx) = sync_channel::<Result<Vec<u8>>>(STDOUT_CHANNEL_DEPTH);
         scope.spawn(move || {
             let mut input = BufReader::with_capacity(64 << 10, stdout);
@@ -156,6 +188,7 @@ where
                         line.pop();
                     }
                 }
+                bump(activity);
                 let (key, value) = split_output_line(&line);
                 on_record.emit(key, value)
             });
@@ -211,7 +244,7 @@ fn kill_group(pid: u32) {
 
 /// Reads stderr to its end: reporter lines into the outcome, the others into the tail. Lines
 /// longer than the tail's byte bound are cut into pieces, so memory stays bounded.
-fn read_stderr(stderr: impl Read) -> (StreamOutcome, String) {
+fn read_stderr(stderr: impl Read, activity: &Option<Arc<AtomicU64>>) -> (StreamOutcome, String) {
     let mut outcome = StreamOutcome::default();
     let mut tail = Tail::default();
     let mut input = BufReader::new(stderr);
@@ -229,7 +262,9 @@ fn read_stderr(stderr: impl Read) -> (StreamOutcome, String) {
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
-        if !parse_reporter(text, &mut outcome) {
+        if parse_reporter(text, &mut outcome) {
+            bump(activity);
+        } else {
             tail.push(text.to_string());
         }
     }

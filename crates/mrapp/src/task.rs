@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,6 +94,12 @@ impl TaskConfig {
 
 /// What the reporter thread sends.
 struct Shared {
+    /// Bumped by every sign of the user code's life (records in and out, streaming's
+    /// `reporter:` lines): Hadoop's progress, which the AM's task time-out watches.
+    activity: Arc<AtomicU64>,
+    /// The framework itself is working (fetching, sorting, merging, committing): it counts
+    /// as progress, as Hadoop's merge and shuffle report progress.
+    framework_busy: AtomicBool,
     progress_ppm: AtomicU32,
     phase: Mutex<Phase>,
     counters: Mutex<Counters>,
@@ -103,6 +109,10 @@ struct Shared {
 impl Shared {
     fn set_progress(&self, fraction: f64) {
         self.progress_ppm.store(Progress::from_fraction(fraction).ppm(), Ordering::Relaxed);
+    }
+
+    fn busy(&self, b: bool) {
+        self.framework_busy.store(b, Ordering::Relaxed);
     }
 
     fn set_phase(&self, p: Phase) {
@@ -185,6 +195,8 @@ pub fn run(cfg: TaskConfig) -> i32 {
     };
     eprintln!("running {attempt}");
     let shared = Arc::new(Shared {
+        activity: Arc::new(AtomicU64::new(0)),
+        framework_busy: AtomicBool::new(true),
         progress_ppm: AtomicU32::new(0),
         phase: Mutex::new(Phase::Starting),
         counters: Mutex::new(Counters::new()),
@@ -226,12 +238,25 @@ pub fn run(cfg: TaskConfig) -> i32 {
     }
 }
 
-/// Sends the status every interval; exits the process when the AM disowns the attempt.
+/// Sends the status every interval in which the task made progress (and only then: a task
+/// whose user code hangs falls silent, and the AM's time-out fails it); exits the process
+/// when the AM disowns the attempt.
 fn reporter(cfg: TaskConfig, attempt: TaskAttemptId, shared: Arc<Shared>) {
     let mut am = umbilical(&cfg);
+    let (mut last, mut last_activity) = (None, u64::MAX);
     loop {
         std::thread::sleep(STATUS_INTERVAL);
-        match call(&mut am, &UmbilicalRequest::StatusUpdate { attempt, status: shared.status() }) {
+        let status = shared.status();
+        let activity = shared.activity.load(Ordering::Relaxed);
+        let progressed = shared.framework_busy.load(Ordering::Relaxed)
+            || activity != last_activity
+            || last.as_ref() != Some(&status);
+        if !progressed {
+            continue;
+        }
+        last = Some(status.clone());
+        last_activity = activity;
+        match call(&mut am, &UmbilicalRequest::StatusUpdate { attempt, status }) {
             Ok(UmbilicalResponse::Feedback { task_found: false }) => {
                 eprintln!("the AM no longer runs {attempt}: exiting");
                 std::process::exit(EXIT_DISOWNED);
@@ -281,8 +306,9 @@ impl<R: Seek> Seek for Counting<R> {
     }
 }
 
-fn streaming(cmd: &str, cfg: &TaskConfig, attempt: TaskAttemptId) -> StreamCommand {
+fn streaming(cmd: &str, cfg: &TaskConfig, attempt: TaskAttemptId, shared: &Shared) -> StreamCommand {
     let mut c = StreamCommand::new(cmd, &cfg.work_dir);
+    c.activity = Some(shared.activity.clone());
     // Hadoop Streaming gives the command the job's configuration as environment variables.
     c.env.push(("mapreduce_task_attempt_id".into(), attempt.to_string()));
     c.env.push(("mapreduce_task_id".into(), attempt.task.to_string()));
@@ -312,6 +338,7 @@ fn builtin_reducer(kind: &JobKind) -> Option<Box<dyn Reducer>> {
 struct TextOutput {
     w: std::io::BufWriter<FileWriter>,
     records: u64,
+    activity: Arc<AtomicU64>,
 }
 
 impl Emit for TextOutput {
@@ -324,14 +351,19 @@ impl Emit for TextOutput {
         }
         self.w.write_all(b"\n").map_err(io)?;
         self.records += 1;
+        self.activity.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
 
 impl TextOutput {
-    fn create(dfs: &Dfs, path: &str) -> Result<TextOutput, Failure> {
+    fn create(dfs: &Dfs, path: &str, shared: &Shared) -> Result<TextOutput, Failure> {
         let w = dfs.create(path, CreateOptions::default()).map_err(|e| format!("{path}: {e}"))?;
-        Ok(TextOutput { w: std::io::BufWriter::with_capacity(1 << 20, w), records: 0 })
+        Ok(TextOutput {
+            w: std::io::BufWriter::with_capacity(1 << 20, w),
+            records: 0,
+            activity: shared.activity.clone(),
+        })
     }
 
     fn close(self) -> Result<(), Failure> {
@@ -373,6 +405,7 @@ fn run_map(
     reduces: u32,
 ) -> Result<String, Failure> {
     shared.set_phase(Phase::Map);
+    shared.busy(false);
     let file = dfs.open(&split.path).map_err(|e| format!("{}: {e}", split.path))?;
     let pos = Arc::new(AtomicU64::new(0));
     let reader = Counting { inner: file, pos: pos.clone() };
@@ -395,11 +428,11 @@ fn run_map(
         // Map-only: the mapper's output is the job's output.
         let dir = committer.task_attempt_path(&attempt.to_string()).map_err(|e| e.to_string())?;
         let path = format!("{dir}/part-m-{:05}", attempt.task.index);
-        let mut out = TextOutput::create(dfs, &path)?;
+        let mut out = TextOutput::create(dfs, &path, shared)?;
         let mut counters = Counters::new();
         match &conf.kind {
             JobKind::Streaming { mapper, .. } => {
-                let cmd = streaming(mapper, cfg, attempt);
+                let cmd = streaming(mapper, cfg, attempt, shared);
                 let mut n = 0u64;
                 let feed = |stdin: &mut dyn Write| -> mapreduce::Result<()> {
                     while let Some((_, line)) = records.next_record()? {
@@ -424,6 +457,7 @@ fn run_map(
             }
         }
         counters.add_task(mapreduce::TaskCounter::MapOutputRecords, out.records);
+        shared.busy(true);
         out.close()?;
         *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
         done.store(true, Ordering::Relaxed);
@@ -438,7 +472,7 @@ fn run_map(
         let mut collector = MapOutputCollector::new(CollectorConfig::new(&dir, reduces, budget), combiner);
         match &conf.kind {
             JobKind::Streaming { mapper, .. } => {
-                let cmd = streaming(mapper, cfg, attempt);
+                let cmd = streaming(mapper, cfg, attempt, shared);
                 let outcome = mapreduce::task::run_streaming_map(&cmd, records, &mut collector)?;
                 if let Some(s) = outcome.status {
                     *shared.state_text.lock().unwrap_or_else(|e| e.into_inner()) = s;
@@ -450,6 +484,7 @@ fn run_map(
             }
         }
         shared.set_phase(Phase::Sort);
+        shared.busy(true);
         let (_, counters) = collector.close()?;
         *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
         done.store(true, Ordering::Relaxed);
@@ -568,15 +603,16 @@ fn run_reduce(
     }
     shared.set_phase(Phase::Reduce);
     shared.set_progress(1.0 / 3.0);
+    shared.busy(false);
     let mut counters = Counters::new();
     let mut merger = segments.into_merger(&mut counters)?;
     let committer = FileOutputCommitter::new(&conf.output, attempt_am(cfg)).map_err(|e| e.to_string())?;
     let dir = committer.task_attempt_path(&attempt.to_string()).map_err(|e| e.to_string())?;
     let path = format!("{dir}/part-r-{:05}", attempt.task.index);
-    let mut out = TextOutput::create(dfs, &path)?;
+    let mut out = TextOutput::create(dfs, &path, shared)?;
     match &conf.kind {
         JobKind::Streaming { reducer: Some(reducer), .. } => {
-            let cmd = streaming(reducer, cfg, attempt);
+            let cmd = streaming(reducer, cfg, attempt, shared);
             let outcome = mapreduce::task::run_streaming_reduce(&cmd, merger, &mut out, &mut counters)?;
             if let Some(s) = outcome.status {
                 *shared.state_text.lock().unwrap_or_else(|e| e.into_inner()) = s;
@@ -591,6 +627,7 @@ fn run_reduce(
             reduce(&mut merger, r.as_mut(), &mut out, &mut counters)?;
         }
     }
+    shared.busy(true);
     out.close()?;
     *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
     shared.set_progress(0.99);
