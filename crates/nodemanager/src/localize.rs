@@ -53,6 +53,9 @@ pub enum LocalizeError {
     TooLarge,
     #[error("DFS file {path}: writing {local}: {source}")]
     Local { path: String, local: PathBuf, source: std::io::Error },
+    /// The staging dir could not be made, or could not become the working dir.
+    #[error("{dir}: {source}")]
+    WorkDir { dir: PathBuf, source: std::io::Error },
 }
 
 /// Whether `name` is one plain path component: not empty, not `.` or `..`, no `/` or NUL.
@@ -98,17 +101,14 @@ pub fn localize(namenode: &str, user: &str, files: &[LocalResource], work_dir: &
         reason: reason(&e),
     })?;
     let staging = staging_dir(work_dir);
-    let local_err =
-        |path: &str, local: &Path, source| LocalizeError::Local { path: path.into(), local: local.into(), source };
+    let dir_err = |dir: &Path, source| LocalizeError::WorkDir { dir: dir.to_path_buf(), source };
     // A staging dir left by a NodeManager that died mid-fetch holds nothing of value.
     if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| local_err("", &staging, e))?;
+        std::fs::remove_dir_all(&staging).map_err(|e| dir_err(&staging, e))?;
     }
-    std::fs::create_dir_all(&staging).map_err(|e| local_err("", &staging, e))?;
-    let fetched = fetch_all(&dfs, files, &staging).and_then(|n| {
-        publish(files, &staging, work_dir).map_err(|e| local_err("", work_dir, e))?;
-        Ok(n)
-    });
+    std::fs::create_dir_all(&staging).map_err(|e| dir_err(&staging, e))?;
+    let fetched = fetch_all(&dfs, files, &staging)
+        .and_then(|n| publish(files, &staging, work_dir).map(|()| n).map_err(|e| dir_err(work_dir, e)));
     if fetched.is_err() {
         if let Err(e) = std::fs::remove_dir_all(&staging) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -119,8 +119,8 @@ pub fn localize(namenode: &str, user: &str, files: &[LocalResource], work_dir: &
     fetched
 }
 
-/// Every file's status first (so that a missing or forbidden one, or too many bytes, costs no
-/// transfer), then every file's bytes.
+/// Every file's status and every file opened first (the NameNode checks READ at open), so that
+/// a missing or forbidden file, or too many bytes, costs no transfer; then every file's bytes.
 fn fetch_all(dfs: &Dfs, files: &[LocalResource], staging: &Path) -> Result<u64, LocalizeError> {
     let mut modes = Vec::with_capacity(files.len());
     let mut total: u64 = 0;
@@ -139,10 +139,13 @@ fn fetch_all(dfs: &Dfs, files: &[LocalResource], staging: &Path) -> Result<u64, 
         }
         modes.push(if status.perm & 0o111 != 0 { 0o755 } else { 0o644 });
     }
+    // A reader holds its block locations only; it connects to a DataNode on its first read.
+    let readers = files
+        .iter()
+        .map(|f| dfs.open(&f.path).map_err(|e| LocalizeError::Dfs { path: f.path.clone(), reason: reason(&e) }))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut left = BYTES_MAX;
-    for (f, mode) in files.iter().zip(modes) {
-        let dfs_err = |e: DfsError| LocalizeError::Dfs { path: f.path.clone(), reason: reason(&e) };
-        let reader = dfs.open(&f.path).map_err(dfs_err)?;
+    for ((f, mode), reader) in files.iter().zip(modes).zip(readers) {
         let local = staging.join(&f.local_name);
         let local_err = |source| LocalizeError::Local { path: f.path.clone(), local: local.clone(), source };
         let mut out: File =

@@ -213,7 +213,7 @@ async fn start(
             Err(e) => Some(RemoteError::new(YARN_EXCEPTION, format!("container {id}: fetching its files: {e}"))),
         };
         if let Some(e) = refused {
-            shared.lock().live.remove(&id);
+            forget(shared, &id);
             return Err(e);
         }
         if shared.lock().kill_reason.contains_key(&id) {
@@ -238,8 +238,15 @@ async fn start(
             Ok(ContainerManagementResponse::Started { container_id: id })
         }
         Err(e) => {
-            shared.lock().live.remove(&id);
+            forget(shared, &id);
             Err(RemoteError::new(YARN_EXCEPTION, format!("launching: {e}")))
         }
     }
+}
+
+/// A container that will not start: no longer live, and a stop asked meanwhile is moot.
+fn forget(shared: &Shared, id: &ContainerId) {
+    let mut st = shared.lock();
+    st.live.remove(id);
+    st.kill_reason.remove(id);
 }
