@@ -95,8 +95,9 @@ pub struct NodemanagerConfig {
     pub listen_shuffle: SocketAddr,
     /// `host:port` of its HTTP server, sent at registration ("" when none).
     pub http_addr: String,
-    /// Where its HTTP server (container logs) listens; None: no HTTP server. Port 0 picks one,
-    /// which then replaces `http_addr`.
+    /// Where its HTTP server (container logs, [`crate::logs`]) listens; None: no HTTP server.
+    /// Port 0 picks one. The bound address replaces `http_addr`, so give the address others
+    /// reach it by (not 0.0.0.0), as for the control port.
     pub listen_http: Option<SocketAddr>,
     /// The NameNode's RPC address, for containers' files from the DFS (launch contexts'
     /// `files`); None: a launch context with files is refused.
