@@ -7,6 +7,7 @@ mod datanode_cmd;
 mod dfsadmin_cmd;
 mod fs_cmd;
 mod job_cmd;
+mod job_logs;
 mod member_cmd;
 mod namenode_cmd;
 mod nodemanager_cmd;

@@ -1,8 +1,8 @@
 //! `herd nodemanager`: a NodeManager daemon (`nodemanager::daemon`): runs containers for the
 //! ResourceManager's applications, serves the control and shuffle ports, holds its membership
-//! in group `nodemanager`. Prints `herd nodemanager ready ctl=<addr> shuffle=<addr> http=`
-//! once both ports are bound (no HTTP server yet); SIGTERM or ctrl-c stops it and its
-//! containers.
+//! in group `nodemanager`. Prints `herd nodemanager ready ctl=<addr> shuffle=<addr> http=<addr>`
+//! once its ports are bound (`http=` empty without `--listen-http`); SIGTERM or ctrl-c stops it
+//! and its containers.
 
 use anyhow::Context;
 use clap::Args;
@@ -88,7 +88,8 @@ pub async fn run(a: NodemanagerArgs, reporter: Option<Reporter>) -> anyhow::Resu
     });
     let nm = Nodemanager::start(cfg, reporter).await.context("starting the nodemanager")?;
     // The one line on stdout: tests and the supervisor read the bound addresses from it.
-    println!("herd nodemanager ready ctl={} shuffle={} http=", nm.ctl_addr(), nm.shuffle_addr());
+    let http = nm.http_addr().map(|a| a.to_string()).unwrap_or_default();
+    println!("herd nodemanager ready ctl={} shuffle={} http={http}", nm.ctl_addr(), nm.shuffle_addr());
     crate::stop_signal().await;
     tracing::info!("nodemanager stopping on signal");
     nm.shutdown().await;

@@ -1,6 +1,8 @@
 //! The NodeManager daemon (`herd nodemanager`): the containers, the control port (AM <-> NM,
-//! `daemon/ctl.rs`), the shuffle port ([`crate::shuffle`]), the health checker, a membership
-//! in group [`GROUP`], and the conversation with the ResourceManager (`daemon/service.rs`).
+//! `daemon/ctl.rs`, which fetches a launch context's files from the DFS with
+//! [`crate::localize`]), the shuffle port ([`crate::shuffle`]), the HTTP server for container
+//! logs ([`crate::logs`], when `listen_http` is set), the health checker, a membership in group
+//! [`GROUP`], and the conversation with the ResourceManager (`daemon/service.rs`).
 //!
 //! ```text
 //! Membership (task) ──status──> service thread ──RegisterNodeManager, NodeHeartbeat──> RM
@@ -8,6 +10,7 @@
 //!   health task ──health──┘
 //! AM ──StartContainer(token), StopContainer, GetContainerStatus──> ctl port (tasks)
 //! reducer ──fetch──> shuffle port
+//! `herd job logs` ──GET /logs/...──> http port
 //! ```
 //!
 //! **Tokens.** A container starts only with a token that verifies under the RM's secret
@@ -45,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::containers::{self, ContainerExit, Containers, Ended};
 use crate::health::{Health, HealthScript};
+use crate::logs::LogServer;
 use crate::shuffle::{self, ShuffleServer};
 
 /// The membership group of NodeManagers (`/herd/members/nodemanager/<id>`).
@@ -91,8 +95,9 @@ pub struct NodemanagerConfig {
     pub listen_shuffle: SocketAddr,
     /// `host:port` of its HTTP server, sent at registration ("" when none).
     pub http_addr: String,
-    /// Where its HTTP server (container logs) listens; None: no HTTP server. Port 0 picks one,
-    /// which then replaces `http_addr`.
+    /// Where its HTTP server (container logs, [`crate::logs`]) listens; None: no HTTP server.
+    /// Port 0 picks one. The bound address replaces `http_addr`, so give the address others
+    /// reach it by (not 0.0.0.0), as for the control port.
     pub listen_http: Option<SocketAddr>,
     /// The NameNode's RPC address, for containers' files from the DFS (launch contexts'
     /// `files`); None: a launch context with files is refused.
@@ -189,7 +194,10 @@ impl Shared {
         }
         st.kill_reason.entry(*id).or_insert(reason);
         drop(st);
-        self.containers.kill(&id.to_string())
+        // A container still fetching its files has no process yet: `ctl::start` finds the
+        // reason and does not launch it.
+        self.containers.kill(&id.to_string());
+        true
     }
 
     /// Stops every container whose id `pick` chooses.
@@ -251,7 +259,7 @@ impl Shared {
     }
 
     /// A container's end, as the RM is told.
-    fn completed(&self, exit: ContainerExit) {
+    pub(crate) fn completed(&self, exit: ContainerExit) {
         let Ok(id) = exit.id.parse::<ContainerId>() else {
             tracing::warn!(container = %exit.id, "an end of a container with a foreign id");
             return;
@@ -310,6 +318,7 @@ pub struct Nodemanager {
     status: watch::Receiver<Status>,
     membership: Option<Membership>,
     shuffle: Option<ShuffleServer>,
+    logs: Option<LogServer>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -338,6 +347,17 @@ impl Nodemanager {
         let shuffle = ShuffleServer::start(cfg.listen_shuffle, cfg.local_dirs.clone(), cfg.max_connections)
             .await
             .map_err(|source| StartError::Listen { what: "shuffle", addr: cfg.listen_shuffle, source })?;
+        let mut cfg = cfg;
+        let logs = match cfg.listen_http {
+            Some(listen) => {
+                let server = LogServer::start(listen, cfg.log_dir.clone())
+                    .await
+                    .map_err(|source| StartError::Listen { what: "http", addr: listen, source })?;
+                cfg.http_addr = server.local_addr().to_string();
+                Some(server)
+            }
+            None => None,
+        };
         let stop = CancellationToken::new();
         let (containers, events) = Containers::start(cfg.containers.clone(), stop.clone());
 
@@ -364,6 +384,7 @@ impl Nodemanager {
             status: status.clone(),
             membership: Some(membership),
             shuffle: Some(shuffle),
+            logs,
             tasks: Vec::new(),
             threads: Vec::new(),
         };
@@ -386,7 +407,7 @@ impl Nodemanager {
                 return Err(StartError::Thread(e));
             }
         }
-        tracing::info!(id = %shared.cfg.id, ctl = %ctl_addr, shuffle = %shared.shuffle_addr, rm = %shared.cfg.rm, "nodemanager started");
+        tracing::info!(id = %shared.cfg.id, ctl = %ctl_addr, shuffle = %shared.shuffle_addr, http = %shared.cfg.http_addr, rm = %shared.cfg.rm, "nodemanager started");
         Ok(nm)
     }
 
@@ -396,6 +417,11 @@ impl Nodemanager {
 
     pub fn shuffle_addr(&self) -> SocketAddr {
         self.shared.shuffle_addr
+    }
+
+    /// The HTTP server's address (container logs), if it runs one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.logs.as_ref().map(|l| l.local_addr())
     }
 
     /// Its YARN node id (the control port's address): what tokens for it name.
@@ -428,6 +454,9 @@ impl Nodemanager {
         })
         .await;
         if let Some(s) = self.shuffle.take() {
+            s.shutdown().await;
+        }
+        if let Some(s) = self.logs.take() {
             s.shutdown().await;
         }
         if let Some(m) = self.membership.take() {

@@ -9,6 +9,10 @@
 //! - [`health`]: the operator's health script, judged by Hadoop's rule (a line starting with
 //!   `ERROR`, or a time-out, makes the node unhealthy).
 //!
+//! - [`localize`]: a launch context's files fetched from the DFS as the container's user into
+//!   its working dir, whole or not at all, before the process starts (bounded in count and bytes).
+//! - [`logs`]: containers' stdout and stderr over HTTP (paths only from typed ids), and a
+//!   blocking client.
 //! - [`shuffle`]: the shuffle port serves a reduce partition of map outputs (bounded; paths
 //!   only from typed ids, never from request text), and a blocking client to fetch them.
 //! - [`daemon`]: `herd nodemanager`: joins `nodemanager/<id>`, registers with the RM and
@@ -20,4 +24,6 @@
 pub mod containers;
 pub mod daemon;
 pub mod health;
+pub mod localize;
+pub mod logs;
 pub mod shuffle;

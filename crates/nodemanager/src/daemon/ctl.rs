@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Shared, MAX_CONTAINERS};
-use crate::containers::ContainerSpec;
+use crate::containers::{ContainerExit, ContainerSpec, Ended};
+use crate::localize::{self, LocalizeError};
 use crate::shuffle::{app_dir, valid_user};
 
 /// A control connection that sends nothing for this long is closed.
@@ -164,13 +165,11 @@ async fn start(
     if launch.command.is_empty() {
         return Err(invalid(format!("container {id}: empty command")));
     }
-    if !launch.files.is_empty() {
-        // TODO: fetch them from the DFS (needs dfs-client here).
-        return Err(invalid(format!(
-            "container {id}: files from the DFS ({}) are not supported by this NodeManager yet",
-            launch.files[0].path
-        )));
-    }
+    localize::check(&launch.files).map_err(|e| invalid(format!("container {id}: {e}")))?;
+    let namenode = match (&shared.cfg.namenode, launch.files.is_empty()) {
+        (None, false) => return Err(invalid(format!("container {id}: {}", LocalizeError::NoNamenode))),
+        (nn, _) => nn.clone(),
+    };
     if launch.env.len() > ENV_MAX
         || launch.env.iter().any(|e| e.name.is_empty() || e.name.contains(['=', '\0']) || e.value.contains('\0'))
     {
@@ -198,18 +197,57 @@ async fn start(
         log_dir: shared.cfg.log_dir.join(app.to_string()).join(id.to_string()),
         memory_limit: token.resource.memory_mb.saturating_mul(1 << 20),
     };
+    // Live from here: a second start is refused, and a stop while its files are fetched is
+    // remembered (in `kill_reason`) and obeyed below.
     if !shared.lock().live.insert(id) {
         return Err(invalid(format!("container {id} was started already")));
+    }
+    if let (Some(nn), false) = (namenode, launch.files.is_empty()) {
+        let (user, files, dir) = (user.to_string(), launch.files, spec.work_dir.clone());
+        let fetched = tokio::task::spawn_blocking(move || localize::localize(&nn, &user, &files, &dir)).await;
+        let refused = match fetched {
+            Ok(Ok(bytes)) => {
+                tracing::info!(container = %id, bytes, "files fetched from the DFS");
+                None
+            }
+            Ok(Err(e)) => Some(invalid(format!("container {id}: {e}"))),
+            Err(e) => Some(RemoteError::new(YARN_EXCEPTION, format!("container {id}: fetching its files: {e}"))),
+        };
+        if let Some(e) = refused {
+            forget(shared, &id);
+            return Err(e);
+        }
+        if shared.lock().kill_reason.contains_key(&id) {
+            // Stopped while its files were fetched: it ends without a process, as a killed one.
+            shared.completed(ContainerExit {
+                id: id.to_string(),
+                ended: Ended::Killed,
+                exit_status: 0,
+                diagnostics: "Container was stopped before it was launched (while its files were fetched)".into(),
+            });
+            return Err(invalid(format!("container {id} was stopped before it was launched")));
+        }
     }
     // On this runtime worker (not spawn_blocking): PDEATHSIG is tied to the forking thread.
     match shared.containers.launch(spec) {
         Ok(pid) => {
             tracing::info!(container = %id, pid, user, "container launched");
+            // A stop that came after the check above and before the launch found no process.
+            if let Some(reason) = shared.lock().kill_reason.get(&id).copied() {
+                shared.kill(&id, reason);
+            }
             Ok(ContainerManagementResponse::Started { container_id: id })
         }
         Err(e) => {
-            shared.lock().live.remove(&id);
+            forget(shared, &id);
             Err(RemoteError::new(YARN_EXCEPTION, format!("launching: {e}")))
         }
     }
+}
+
+/// A container that will not start: no longer live, and a stop asked meanwhile is moot.
+fn forget(shared: &Shared, id: &ContainerId) {
+    let mut st = shared.lock();
+    st.live.remove(id);
+    st.kill_reason.remove(id);
 }
