@@ -113,7 +113,8 @@ pub fn run(a: JobArgs) -> anyhow::Result<i32> {
         JobCmd::Status { app_id } => {
             let app = parse_app(&app_id)?;
             let report = app_report(&mut rm, app)?;
-            let namenode = a.namenode.clone().or_else(|| cluster.and_then(|d| dfs_client::cluster::namenode_addr(d).ok()));
+            let namenode =
+                a.namenode.clone().or_else(|| cluster.and_then(|d| dfs_client::cluster::namenode_addr(d).ok()));
             let job = job_report(&report, namenode.as_deref(), &user);
             print_status(&report, job.as_ref());
             Ok(0)
@@ -157,8 +158,7 @@ pub fn run(a: JobArgs) -> anyhow::Result<i32> {
         }
         JobCmd::Logs { app_id, container, file } => {
             let app = parse_app(&app_id)?;
-            let container: Option<ContainerId> =
-                container.map(|c| c.parse()).transpose().context("--container")?;
+            let container: Option<ContainerId> = container.map(|c| c.parse()).transpose().context("--container")?;
             let mut out = std::io::stdout().lock();
             crate::job_logs::print_logs(&rm_addr, &user, app, container, file.as_deref(), &mut out)?;
             Ok(0)
@@ -276,7 +276,11 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
         other => bail!("unknown job type {other:?}: wordcount, grep, sort or streaming"),
     };
     let abs = |p: &str| if p.starts_with('/') { p.to_string() } else { format!("/user/{user}/{p}") };
-    let key = format!("job_{}_{:08x}", mrapp_now_ms(), u32::from_be_bytes(rpc::client::random_id()[..4].try_into().expect("4 bytes")));
+    let key = format!(
+        "job_{}_{:08x}",
+        mrapp_now_ms(),
+        u32::from_be_bytes(rpc::client::random_id()[..4].try_into().expect("4 bytes"))
+    );
     let staging = format!("/user/{user}/.staging/{key}");
     let name = r.name.clone().unwrap_or_else(|| kind_name.clone());
     let mut conf = JobConf::new(&name, user, kind, input.iter().map(|p| abs(p)).collect(), &abs(&output), &staging);
@@ -431,7 +435,12 @@ fn print_status(r: &ApplicationReport, job: Option<&JobReport>) {
             println!("reduce() completion: {:.2}", j.reduce_progress);
             println!(
                 "Maps: {} total, {} completed ({} recovered), {} running, {} failed attempts, {} killed attempts",
-                j.maps.total, j.maps.completed, j.maps.recovered, j.maps.running, j.maps.failed_attempts, j.maps.killed_attempts
+                j.maps.total,
+                j.maps.completed,
+                j.maps.recovered,
+                j.maps.running,
+                j.maps.failed_attempts,
+                j.maps.killed_attempts
             );
             println!(
                 "Reduces: {} total, {} completed ({} recovered), {} running, {} failed attempts, {} killed attempts",

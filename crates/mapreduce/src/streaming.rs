@@ -23,8 +23,8 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::sync_channel;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 use crate::api::Emit;
@@ -129,7 +129,8 @@ pub fn run<F>(command: &StreamCommand, feed: F, on_record: &mut dyn Emit) -> Res
 where
     F: FnOnce(&mut dyn Write) -> Result<()> + Send,
 {
-    let mut child = Command::new("sh")
+    let mut child = Command::new("sh");
+    child
         .arg("-c")
         .arg(&command.command)
         .current_dir(&command.dir)
@@ -137,9 +138,18 @@ where
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::io(format!("start `{}`", command.command), e))?;
+        .process_group(0);
+    // SAFETY: prctl(2) in the forked child before exec only sets a flag of that process; it
+    // allocates nothing and is async-signal-safe. The command dies with the thread that runs
+    // it here, so a killed task (its container's process group, which the command's own group
+    // is not part of) leaves no command behind.
+    unsafe {
+        child.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = child.spawn().map_err(|e| Error::io(format!("start `{}`", command.command), e))?;
     let pid = child.id();
     let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
         (Some(stdin), Some(stdout), Some(stderr)) => (stdin, stdout, stderr),

@@ -206,7 +206,8 @@ pub fn run(cfg: AmConfig) -> Result<JobReport, AmError> {
     let dfs = Dfs::connect(&cfg.namenode, &cfg.user).map_err(|e| AmError::Setup(format!("the DFS: {e}")))?;
     let conf_bytes = read_dfs_file(&dfs, &cfg.job_file, 16 << 20).map_err(AmError::Setup)?;
     let conf = JobConf::from_json(&conf_bytes).map_err(AmError::Setup)?;
-    let committer = FileOutputCommitter::new(&conf.output, attempt.attempt).map_err(|e| AmError::Setup(e.to_string()))?;
+    let committer =
+        FileOutputCommitter::new(&conf.output, attempt.attempt).map_err(|e| AmError::Setup(e.to_string()))?;
 
     let mut rm = RpcClient::new(
         cfg.rm.clone(),
@@ -356,7 +357,9 @@ pub fn run(cfg: AmConfig) -> Result<JobReport, AmError> {
             }
             Ok(other) => return Err(AmError::Rm(format!("unexpected answer to Allocate: {other:?}"))),
             Err(CallError::Remote(e)) if e.class == errors::APPLICATION_MASTER_NOT_REGISTERED => {
-                tracing::warn!("the ResourceManager forgot this attempt's registration (restarted?): registering again");
+                tracing::warn!(
+                    "the ResourceManager forgot this attempt's registration (restarted?): registering again"
+                );
                 register(&mut rm, attempt, &cfg.bind_host, umbilical.port())?;
             }
             Err(CallError::Remote(e)) if e.class == errors::APPLICATION_ATTEMPT_NOT_FOUND => {
@@ -448,12 +451,7 @@ fn run_commands(
         match cmd {
             Command::Launch { container, task } => {
                 let ctx = ContainerLaunchContext {
-                    command: vec![
-                        launch.herd_exe.clone(),
-                        "task".into(),
-                        "--am".into(),
-                        launch.umbilical.clone(),
-                    ],
+                    command: vec![launch.herd_exe.clone(), "task".into(), "--am".into(), launch.umbilical.clone()],
                     env: vec![
                         EnvVar { name: ENV_NAMENODE.into(), value: launch.namenode.clone() },
                         EnvVar { name: ENV_JOB_FILE.into(), value: launch.job_file.clone() },
@@ -462,10 +460,11 @@ fn run_commands(
                 };
                 let (shared, user) = (shared.clone(), launch.user.clone());
                 let id = container.id();
-                tracing::info!(container = %id, node = %container.node_id(), task = ?task_attempt(&task), "launching");
+                tracing::info!(container = %id, node = %container.node_id(), task = %task_attempt(&task), "launching");
                 std::thread::spawn(move || {
                     let mut nm = nm_client(container.node_id(), &user);
-                    let req = ContainerManagementRequest::StartContainer { token: container.token.clone(), launch: ctx };
+                    let req =
+                        ContainerManagementRequest::StartContainer { token: container.token.clone(), launch: ctx };
                     match nm.call::<_, ContainerManagementResponse>(&req) {
                         Ok(_) => {}
                         Err(e) => {
@@ -627,9 +626,11 @@ fn handle(shared: &Shared, req: UmbilicalRequest) -> UmbilicalResponse {
             shared.queue(cmds);
             UmbilicalResponse::Ack
         }
-        UmbilicalRequest::GetMapCompletionEvents { attempt, from_event_id, max } => UmbilicalResponse::MapCompletionEvents {
-            events: shared.core().map_events(&attempt, from_event_id, max.min(10_000), now),
-        },
+        UmbilicalRequest::GetMapCompletionEvents { attempt, from_event_id, max } => {
+            UmbilicalResponse::MapCompletionEvents {
+                events: shared.core().map_events(&attempt, from_event_id, max.min(10_000), now),
+            }
+        }
         UmbilicalRequest::GetJobReport => UmbilicalResponse::JobReport { json: shared.report().to_json() },
     }
 }

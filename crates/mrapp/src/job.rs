@@ -22,9 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use compute_proto::ids::{ApplicationId, ContainerId, NodeId, TaskAttemptId, TaskId, TaskType};
 use compute_proto::records::{exit_status, Container, ContainerStatus, Progress, Resource, ResourceRequest};
-use compute_proto::umbilical::{
-    Counter, FileSplit, MapCompletionEvent, MapEventStatus, Phase, TaskSpec, TaskStatus,
-};
+use compute_proto::umbilical::{Counter, FileSplit, MapCompletionEvent, MapEventStatus, Phase, TaskSpec, TaskStatus};
 
 use crate::report::{JobReport, TaskCounts};
 
@@ -184,8 +182,7 @@ impl JobCore {
         let all_reduces_recovered = core.plan.reduces > 0
             && ids.iter().filter(|t| t.kind == TaskType::Reduce).all(|t| core.plan.recovered.contains(t));
         for id in ids {
-            let recovered = core.plan.recovered.contains(&id)
-                || (all_reduces_recovered && id.kind == TaskType::Map);
+            let recovered = core.plan.recovered.contains(&id) || (all_reduces_recovered && id.kind == TaskType::Map);
             let first = (core.plan.am_attempt.max(1) - 1) * ATTEMPT_STRIDE;
             core.tasks.insert(
                 id,
@@ -475,7 +472,13 @@ impl JobCore {
     /// A container could not be started.
     pub fn launch_failed(&mut self, container: &ContainerId, why: &str, now_ms: u64) -> Vec<Command> {
         let Some(id) = self.by_container.remove(container) else { return Vec::new() };
-        self.end_attempt(&id, AttemptState::Failed, format!("{id}: container {container} did not start: {why}"), false, now_ms)
+        self.end_attempt(
+            &id,
+            AttemptState::Failed,
+            format!("{id}: container {container} did not start: {why}"),
+            false,
+            now_ms,
+        )
     }
 
     /// A node left the cluster: its running attempts are killed (re-run, not counted), and the
@@ -518,10 +521,8 @@ impl JobCore {
     /// A succeeded map's output is gone: while a reduce needs it, the map runs again.
     fn output_lost(&mut self, map: TaskAttemptId, diag: String, counted: bool, now_ms: u64) -> Vec<Command> {
         let mut out = Vec::new();
-        let reduces_pending = self
-            .tasks
-            .values()
-            .any(|t| t.id.kind == TaskType::Reduce && t.state != TaskState::Succeeded);
+        let reduces_pending =
+            self.tasks.values().any(|t| t.id.kind == TaskType::Reduce && t.state != TaskState::Succeeded);
         let t = self.tasks.get_mut(&map.task).expect("a map of this job");
         if t.output.as_ref().map(|o| o.0) != Some(map) {
             return out;
@@ -652,9 +653,7 @@ impl JobCore {
         }
         if t.failures >= self.plan.max_task_attempts {
             let failures = t.failures;
-            let why = format!(
-                "Task {task} failed {failures} times. Job failed as tasks failed. Last attempt: {diag}"
-            );
+            let why = format!("Task {task} failed {failures} times. Job failed as tasks failed. Last attempt: {diag}");
             out.extend(self.fail(why));
         }
         out

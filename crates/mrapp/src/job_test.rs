@@ -63,7 +63,12 @@ fn asked(core: &mut JobCore) -> u32 {
 }
 
 fn exit(container: ContainerId, code: i32) -> ContainerStatus {
-    ContainerStatus { container_id: container, state: ContainerState::Complete, exit_status: code, diagnostics: String::new() }
+    ContainerStatus {
+        container_id: container,
+        state: ContainerState::Complete,
+        exit_status: code,
+        diagnostics: String::new(),
+    }
 }
 
 /// Runs one attempt on a fresh container on `host` and returns it.
@@ -171,7 +176,12 @@ fn a_silent_attempt_times_out_and_is_stopped_and_rerun() {
 }
 
 fn status(p: f64) -> TaskStatus {
-    TaskStatus { progress: Progress::from_fraction(p), phase: Phase::Map, counters: Vec::new(), state_text: String::new() }
+    TaskStatus {
+        progress: Progress::from_fraction(p),
+        phase: Phase::Map,
+        counters: Vec::new(),
+        state_text: String::new(),
+    }
 }
 
 #[test]

@@ -309,6 +309,10 @@ impl<R: Seek> Seek for Counting<R> {
 fn streaming(cmd: &str, cfg: &TaskConfig, attempt: TaskAttemptId, shared: &Shared) -> StreamCommand {
     let mut c = StreamCommand::new(cmd, &cfg.work_dir);
     c.activity = Some(shared.activity.clone());
+    // Hadoop Streaming looks a command's program up in the task's working directory first, so
+    // `-mapper mapper.py -file mapper.py` runs the shipped file.
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    c.env.push(("PATH".into(), format!("{}:{path}", cfg.work_dir.display())));
     // Hadoop Streaming gives the command the job's configuration as environment variables.
     c.env.push(("mapreduce_task_attempt_id".into(), attempt.to_string()));
     c.env.push(("mapreduce_task_id".into(), attempt.task.to_string()));
@@ -519,11 +523,10 @@ fn run_reduce(
     let mut next_event = 0u32;
     let mut backoff_until: BTreeMap<u32, Instant> = BTreeMap::new();
     while fetched_count < maps {
-        let events = match call(am, &UmbilicalRequest::GetMapCompletionEvents {
-            attempt,
-            from_event_id: next_event,
-            max: EVENTS_MAX,
-        })? {
+        let events = match call(
+            am,
+            &UmbilicalRequest::GetMapCompletionEvents { attempt, from_event_id: next_event, max: EVENTS_MAX },
+        )? {
             UmbilicalResponse::MapCompletionEvents { events } => events,
             other => return Err(format!("unexpected answer to GetMapCompletionEvents: {other:?}").into()),
         };

@@ -5,6 +5,7 @@ pub mod compute;
 pub mod dfs;
 pub mod ensemble;
 pub mod fs;
+pub mod mr;
 pub mod netns;
 pub mod python;
 pub mod register;

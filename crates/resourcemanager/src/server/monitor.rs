@@ -109,12 +109,7 @@ async fn launch(shared: Arc<Shared>, l: Launch) {
         first_pause: Duration::from_millis(50),
     };
     let result = tokio::task::spawn_blocking(move || {
-        let mut c = RpcClient::new(
-            addr,
-            Protocol::ApplicationMasterNodeManager,
-            Caller::new(user, Vec::new()),
-            policy,
-        );
+        let mut c = RpcClient::new(addr, Protocol::ApplicationMasterNodeManager, Caller::new(user, Vec::new()), policy);
         c.call::<_, ContainerManagementResponse>(&req)
     })
     .await;
