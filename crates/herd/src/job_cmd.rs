@@ -451,6 +451,9 @@ fn print_status(r: &ApplicationReport, job: Option<&JobReport>) {
                 j.reduces.failed_attempts,
                 j.reduces.killed_attempts
             );
+            if !j.diagnostics.is_empty() {
+                println!("Job diagnostics:\n{}", j.diagnostics);
+            }
             let n: usize = j.counters.values().map(|g| g.len()).sum();
             println!("Counters: {n}");
             for (group, counters) in &j.counters {

@@ -90,8 +90,14 @@ pub(crate) struct AppInfo {
     pub allocated: Vec<rec::Container>,
     /// Containers of the app that completed since its AM's last Allocate.
     pub completed: Vec<ContainerStatus>,
+    /// Nodes lost since its AM's last Allocate (YARN's updated nodes), at most
+    /// `UPDATED_NODES_MAX` (the oldest go first).
+    pub updated_nodes: Vec<rec::NodeReport>,
     pub response_id: u32,
 }
+
+/// Node updates kept for an AM that does not call.
+pub(crate) const UPDATED_NODES_MAX: usize = 1000;
 
 /// A registered NodeManager.
 pub(crate) struct NodeInfo {
@@ -570,6 +576,7 @@ impl Shared {
                     progress: rec::Progress::from_ppm(0),
                     allocated: Vec::new(),
                     completed: Vec::new(),
+                    updated_nodes: Vec::new(),
                     response_id: 0,
                 },
             );

@@ -59,7 +59,7 @@ pub(super) async fn handle(shared: &Shared, req: Q) -> Result<A, RemoteError> {
                 response_id: info.response_id,
                 allocated: std::mem::take(&mut info.allocated),
                 completed: std::mem::take(&mut info.completed),
-                updated_nodes: Vec::new(),
+                updated_nodes: std::mem::take(&mut info.updated_nodes),
                 available: rec::Resource { memory_mb: free.memory_mb, vcores: free.vcores },
                 cluster_nodes,
                 rm_epoch: shared.epoch(),

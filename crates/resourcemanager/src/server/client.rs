@@ -121,6 +121,7 @@ async fn submit(shared: &Shared, user: String, mut submission: rec::ApplicationS
                 progress: rec::Progress::from_ppm(0),
                 allocated: Vec::new(),
                 completed: Vec::new(),
+                updated_nodes: Vec::new(),
                 response_id: 0,
             },
         );

@@ -161,7 +161,26 @@ pub(super) async fn handle(shared: &Shared, req: Q) -> Result<A, RemoteError> {
 /// A NodeManager is gone (left the view, or came back as a new incarnation): its containers
 /// are completed -100 for their AMs, and attempts whose AM was there fail.
 pub(super) fn lose_node(shared: &Shared, core: &mut super::Core, id: &str) {
-    core.nodes.remove(id);
+    // Every AM hears of it (YARN's updated nodes): map outputs there are gone too.
+    if let Some(n) = core.nodes.remove(id) {
+        let report = rec::NodeReport {
+            node_id: n.ctl_addr.clone(),
+            rack: n.rack.clone(),
+            http_addr: n.http_addr.clone(),
+            state: rec::NodeState::Lost,
+            health_report: "left the nodemanager view".into(),
+            capability: n.capability,
+            used: rec::Resource::default(),
+            containers: 0,
+            last_health_update_ms: n.health_ms,
+        };
+        for info in core.apps.values_mut().filter(|i| i.finish_ms.is_none()) {
+            if info.updated_nodes.len() >= super::UPDATED_NODES_MAX {
+                info.updated_nodes.remove(0);
+            }
+            info.updated_nodes.push(report.clone());
+        }
+    }
     for c in core.scheduler.remove_node(id) {
         let Some(attempt) = core.wire_attempt(c.attempt) else { continue };
         let Some(cid) = compute_proto::ids::ContainerId::new(attempt, shared.container_epoch, c.id.seq) else {
