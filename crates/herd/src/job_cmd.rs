@@ -125,7 +125,7 @@ pub fn run(a: JobArgs) -> anyhow::Result<i32> {
                 other => bail!("unexpected answer: {other:?}"),
             };
             println!("Total jobs:{}", reports.len());
-            println!("{:<32} {:<10} {:<10} {:>6}  {:<12} {}", "JobId", "State", "Final", "Prog", "User", "Name");
+            println!("{:<32} {:<10} {:<10} {:>6}  {:<12} Name", "JobId", "State", "Final", "Prog", "User");
             for r in reports {
                 println!(
                     "{:<32} {:<10} {:<10} {:>5.0}%  {:<12} {}",

@@ -153,6 +153,6 @@ fn stopped_task_times_out_and_is_rerun() {
     assert_eq!(mr::status_number(&status, "Maps:", "failed"), 1, "{status}");
     let report = mr::herd_ok(&c, &["job", "status", &app]);
     assert!(report.contains("Timed out after 3 secs"), "{report}");
-    assert!(!mr::cwd(task).is_some(), "the stopped task process was not killed");
+    assert!(mr::cwd(task).is_none(), "the stopped task process was not killed");
     assert_eq!(mr::parts(&c, "/out/faulted"), want, "output differs from the fault-free run");
 }

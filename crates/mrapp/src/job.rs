@@ -294,8 +294,8 @@ impl JobCore {
                 out.push(Command::Release(c.id()));
                 continue;
             };
-            let data_local = id.task.kind == TaskType::Map
-                && self.plan.maps[id.task.index as usize].hosts.iter().any(|h| *h == node.host);
+            let data_local =
+                id.task.kind == TaskType::Map && self.plan.maps[id.task.index as usize].hosts.contains(&node.host);
             let a = self.attempts.get_mut(&id).expect("a picked attempt");
             a.state = AttemptState::Running;
             a.container = Some(c.id());
@@ -322,8 +322,8 @@ impl JobCore {
         let mut best: Option<(bool, u32, bool, TaskAttemptId)> = None;
         for a in self.attempts.values().filter(|a| self.may_run(a)) {
             let failed_here = self.tasks[&a.id.task].failed_hosts.contains(node);
-            let local = a.id.task.kind == TaskType::Map
-                && self.plan.maps[a.id.task.index as usize].hosts.iter().any(|h| *h == node.host);
+            let local =
+                a.id.task.kind == TaskType::Map && self.plan.maps[a.id.task.index as usize].hosts.contains(&node.host);
             let key = (failed_here, a.priority, !local, a.id);
             if best.as_ref().is_none_or(|b| key < *b) {
                 best = Some(key);

@@ -71,6 +71,15 @@ impl ComputeCluster {
         if nodemanagers > 0 {
             c.wait_nodes_running(nodemanagers);
         }
+        if datanodes > 0 {
+            // A process that printed its ready line may not have registered with the NameNode
+            // yet: wait until every DataNode is live there.
+            let live = format!("Live datanodes ({datanodes}):");
+            c.wait_for(&format!("{datanodes} live datanodes"), || {
+                let out = c.herd(&["dfsadmin", "report"]);
+                String::from_utf8_lossy(&out.stdout).contains(&live).then_some(())
+            });
+        }
         c
     }
 

@@ -146,8 +146,7 @@ pub fn wait_status(c: &ComputeCluster, app: &str, what: &str, pred: impl Fn(&str
 pub fn status_number(status: &str, line_prefix: &str, label: &str) -> u64 {
     let line =
         status.lines().find(|l| l.starts_with(line_prefix)).unwrap_or_else(|| panic!("no {line_prefix} in\n{status}"));
-    let words: Vec<&str> =
-        line.split(|c: char| c == ' ' || c == ',' || c == '(' || c == ')').filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = line.split([' ', ',', '(', ')']).filter(|w| !w.is_empty()).collect();
     let i = words.iter().position(|w| *w == label).unwrap_or_else(|| panic!("no {label} in {line}"));
     words[i - 1].parse().unwrap_or_else(|_| panic!("{line}"))
 }
