@@ -40,7 +40,8 @@ pub struct JobArgs {
 
 #[derive(Subcommand)]
 enum JobCmd {
-    /// Run a job: `wordcount IN... OUT`, `grep IN OUT PATTERN`, `sort IN OUT`, or
+    /// Run a job: `wordcount IN... OUT`, `grep IN OUT PATTERN`, `sort IN OUT` (a total order
+    /// over the reduces), `teragen ROWS OUT`, `teravalidate IN OUT`, or
     /// `streaming -input IN -output OUT -mapper CMD [-reducer CMD] [-file F]...
     /// [-numReduceTasks N] [-D name=value]...` (Hadoop Streaming's flags).
     Run(RunArgs),
@@ -79,6 +80,9 @@ struct RunArgs {
     /// Memory of each task's container, MiB.
     #[arg(long, default_value_t = mrapp::conf::TASK_MEMORY_MB_DEFAULT)]
     task_memory_mb: u64,
+    /// Map tasks of `teragen` (other jobs have one map per input block).
+    #[arg(long, default_value_t = 4)]
+    maps: u32,
     /// Submit and print the job id without waiting.
     #[arg(long)]
     detach: bool,
@@ -228,6 +232,17 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
             let [i, o] = rest.as_slice() else { bail!("usage: herd job run sort IN OUT") };
             (JobKind::Sort, vec![i.clone()], o.clone())
         }
+        "teragen" => {
+            let [n, o] = rest.as_slice() else { bail!("usage: herd job run [--maps M] teragen ROWS OUT") };
+            let rows: u64 = n.parse().with_context(|| format!("teragen: {n:?} is not a row count"))?;
+            reduces = 0;
+            (JobKind::Teragen { rows, maps: r.maps }, Vec::new(), o.clone())
+        }
+        "teravalidate" => {
+            let [i, o] = rest.as_slice() else { bail!("usage: herd job run teravalidate IN OUT") };
+            reduces = 1;
+            (JobKind::Teravalidate, vec![i.clone()], o.clone())
+        }
         "streaming" => {
             let (mut input, mut output, mut mapper, mut reducer) = (Vec::new(), None, None, None);
             let mut it = rest.iter();
@@ -273,7 +288,7 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
             let output = output.context("streaming: -output is required")?;
             (JobKind::Streaming { mapper, reducer, combiner: None }, input, output)
         }
-        other => bail!("unknown job type {other:?}: wordcount, grep, sort or streaming"),
+        other => bail!("unknown job type {other:?}: wordcount, grep, sort, teragen, teravalidate or streaming"),
     };
     let abs = |p: &str| if p.starts_with('/') { p.to_string() } else { format!("/user/{user}/{p}") };
     let key = format!(

@@ -89,3 +89,53 @@ fn wordcount_streaming_and_sort_equal_references() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("FileAlreadyExistsException"), "{}", mr::text(&out));
 }
+
+/// teragen makes the rows it says; sort with three reduces is a total order (the parts'
+/// concatenation equals the rows sorted here); teravalidate finds no error in it, and the same
+/// row count and checksum as in the unsorted rows, where it does find misorders.
+#[test]
+fn teragen_total_order_sort_and_teravalidate() {
+    let c = ComputeCluster::start(1, 2, &[]);
+    const ROWS: usize = 20_000;
+    let out = c.herd(&["job", "run", "--maps", "3", "teragen", &ROWS.to_string(), "/tera/in"]);
+    assert!(out.status.success(), "{}", mr::text(&out));
+    let generated = mr::parts(&c, "/tera/in");
+    assert_eq!(generated.len(), 3, "one part per map: {:?}", generated.keys());
+    let mut rows: Vec<Vec<u8>> = Vec::new();
+    for bytes in generated.values() {
+        assert_eq!(bytes.len() % 100, 0);
+        rows.extend(bytes.chunks(100).map(<[u8]>::to_vec));
+    }
+    assert_eq!(rows.len(), ROWS);
+    // Row ids 0..ROWS, each once, and every row a 100-byte printable line.
+    let mut ids: Vec<u64> =
+        rows.iter().map(|r| u64::from_str_radix(std::str::from_utf8(&r[12..44]).unwrap(), 16).unwrap()).collect();
+    ids.sort_unstable();
+    assert!(ids.iter().enumerate().all(|(i, id)| *id == i as u64));
+    assert!(rows.iter().all(|r| r.ends_with(b"\r\n") && r[..98].iter().all(|b| (b' '..=b'~').contains(b))));
+
+    let out = c.herd(&["job", "run", "--reduces", "3", "sort", "/tera/in", "/tera/sorted"]);
+    assert!(out.status.success(), "{}", mr::text(&out));
+    let sorted = mr::parts(&c, "/tera/sorted");
+    assert_eq!(sorted.len(), 3);
+    assert!(sorted.values().all(|p| !p.is_empty()), "the sampled ranges split the rows");
+    // Lines end at `\n` or `\r\n` (Hadoop's LineRecordReader takes both as the end), so the
+    // sorted lines are the rows without their `\r\n`.
+    let concatenated: Vec<u8> = sorted.values().flatten().copied().collect();
+    let got: Vec<&[u8]> = concatenated.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut want: Vec<&[u8]> = rows.iter().map(|r| &r[..98]).collect();
+    want.sort();
+    assert!(got == want, "the parts in order are not the rows sorted ({} lines, {} rows)", got.len(), want.len());
+
+    let validate = |input: &str, out_dir: &str| -> String {
+        let out = c.herd(&["job", "run", "teravalidate", input, out_dir]);
+        assert!(out.status.success(), "{}", mr::text(&out));
+        String::from_utf8_lossy(&mr::parts(&c, out_dir)["part-r-00000"]).into_owned()
+    };
+    let good = validate("/tera/sorted", "/tera/check");
+    assert!(good.starts_with(&format!("rows\t{ROWS}\nchecksum\t")) && !good.contains("error"), "{good}");
+    let unsorted = validate("/tera/in", "/tera/check-in");
+    assert!(unsorted.contains("error\t"), "teravalidate finds the unsorted input out of order: {unsorted}");
+    let checksum = |s: &str| s.lines().find(|l| l.starts_with("checksum")).map(str::to_string);
+    assert_eq!(checksum(&good), checksum(&unsorted), "sorting kept every row");
+}

@@ -36,7 +36,7 @@ use mapreduce::split::{splits_for_file, BlockLocation};
 use rpc::client::{CallError, Caller, RetryPolicy, RpcClient};
 use rpc::frame::{self, Protocol, Request, Response};
 
-use crate::conf::JobConf;
+use crate::conf::{JobConf, JobKind};
 use crate::job::{Command, JobCore, JobState, MapInput, Plan};
 use crate::report::JobReport;
 
@@ -170,6 +170,30 @@ pub fn compute_splits(dfs: &Dfs, inputs: &[String]) -> Result<Vec<MapInput>, Str
     Ok(out)
 }
 
+/// Samples lines of the input (the first lines of up to `SAMPLE_SPLITS_MAX` splits, evenly
+/// chosen) and writes the total-order sort's cut points (Hadoop's InputSampler).
+fn write_cut_points(dfs: &Dfs, conf: &JobConf, maps: &[MapInput]) -> Result<(), String> {
+    use crate::tera::{cut_points, SAMPLE_LINES_PER_SPLIT, SAMPLE_SPLITS_MAX};
+    let step = maps.len().div_ceil(SAMPLE_SPLITS_MAX).max(1);
+    let mut samples = Vec::new();
+    for m in maps.iter().step_by(step) {
+        let s = &m.split;
+        let file = dfs.open(&s.path).map_err(|e| format!("sampling {}: {e}", s.path))?;
+        let mut r =
+            mapreduce::split::LineRecordReader::new(file, s.start, s.length, mapreduce::split::MAX_LINE_LEN_DEFAULT)
+                .map_err(|e| format!("sampling {}: {e}", s.path))?;
+        for _ in 0..SAMPLE_LINES_PER_SPLIT {
+            match r.next_record().map_err(|e| format!("sampling {}: {e}", s.path))? {
+                Some((_, line)) => samples.push(line.to_vec()),
+                None => break,
+            }
+        }
+    }
+    let cuts = cut_points(samples, conf.reduces);
+    let json = serde_json::to_vec(&cuts).map_err(|e| e.to_string())?;
+    write_dfs_file(dfs, &conf.partitions_file(), &json)
+}
+
 /// The committer's name for a task and an attempt.
 pub fn task_name(t: &TaskId) -> String {
     t.to_string()
@@ -223,7 +247,19 @@ pub fn run(cfg: AmConfig) -> Result<JobReport, AmError> {
 
     // The plan: splits, and what an earlier attempt committed.
     let setup = (|| -> Result<Plan, String> {
-        let maps = compute_splits(&dfs, &conf.input)?;
+        let maps = match &conf.kind {
+            JobKind::Teragen { rows, maps } => crate::tera::gen_ranges(*rows, *maps)
+                .into_iter()
+                .map(|(start, length)| MapInput {
+                    split: FileSplit { path: String::new(), start, length },
+                    hosts: Vec::new(),
+                })
+                .collect(),
+            _ => compute_splits(&dfs, &conf.input)?,
+        };
+        if conf.kind == JobKind::Sort && conf.reduces > 1 {
+            write_cut_points(&dfs, &conf, &maps)?;
+        }
         let app = attempt.app;
         let mut recovered = BTreeSet::new();
         let committing: Vec<TaskId> = if conf.reduces > 0 {

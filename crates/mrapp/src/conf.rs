@@ -26,8 +26,14 @@ pub enum JobKind {
     Wordcount,
     /// `pattern<TAB>count` of lines holding `pattern` (a byte substring).
     Grep { pattern: String },
-    /// The input's lines in byte order.
+    /// The input's lines in byte order; with several reduces a total order (the AM samples
+    /// the input for the reduces' key ranges), so the parts' concatenation is sorted.
     Sort,
+    /// `rows` rows of 100 bytes (gensort's ASCII format) from `maps` map-only tasks.
+    Teragen { rows: u64, maps: u32 },
+    /// Checks that the input (a sort's output directory) is in order: `rows`, `checksum` and
+    /// `error` lines from one reduce.
+    Teravalidate,
     /// Hadoop Streaming: each command runs as `sh -c COMMAND` in the task's working directory.
     Streaming { mapper: String, reducer: Option<String>, combiner: Option<String> },
 }
@@ -90,6 +96,11 @@ impl JobConf {
         format!("{}/job.json", self.staging)
     }
 
+    /// A total-order sort's cut points (JSON list of byte strings), written by the AM.
+    pub fn partitions_file(&self) -> String {
+        format!("{}/partitions.json", self.staging)
+    }
+
     /// Where the AM writes the final report before it unregisters.
     pub fn report_file(&self) -> String {
         format!("{}/report.json", self.staging)
@@ -97,8 +108,8 @@ impl JobConf {
 
     /// Checks what a bad job file could make the AM or a task do wrong.
     pub fn validate(&self) -> Result<(), String> {
-        if self.input.is_empty() {
-            return Err("no input".into());
+        if self.input.is_empty() != matches!(self.kind, JobKind::Teragen { .. }) {
+            return Err("teragen takes no input, every other job some".into());
         }
         for p in self.input.iter().chain([&self.output, &self.staging]) {
             if !p.starts_with('/') {
@@ -114,10 +125,14 @@ impl JobConf {
         if self.task_timeout_ms < 1000 {
             return Err(format!("task timeout {} ms (at least 1000)", self.task_timeout_ms));
         }
-        if let JobKind::Grep { pattern } = &self.kind {
-            if pattern.is_empty() {
-                return Err("grep: an empty pattern".into());
+        match &self.kind {
+            JobKind::Grep { pattern } if pattern.is_empty() => return Err("grep: an empty pattern".into()),
+            JobKind::Teragen { maps, .. } if *maps == 0 || *maps > 100_000 => {
+                return Err(format!("teragen: {maps} maps (1 to 100000)"))
             }
+            JobKind::Teragen { .. } if self.reduces != 0 => return Err("teragen is map-only".into()),
+            JobKind::Teravalidate if self.reduces != 1 => return Err("teravalidate has one reduce".into()),
+            _ => {}
         }
         for f in &self.files {
             let n = &f.local_name;
@@ -132,7 +147,7 @@ impl JobConf {
     pub fn has_combiner(&self) -> bool {
         match &self.kind {
             JobKind::Wordcount | JobKind::Grep { .. } => true,
-            JobKind::Sort => false,
+            JobKind::Sort | JobKind::Teragen { .. } | JobKind::Teravalidate => false,
             JobKind::Streaming { combiner, .. } => combiner.is_some(),
         }
     }

@@ -8,6 +8,7 @@
 //!   umbilical to its tasks and the job report to clients, commits or aborts the output.
 //! - [`task`]: the task process (`herd task`): one map or reduce attempt, reporting to the AM.
 //! - [`report`]: the job report (`herd job status`).
+//! - [`tera`]: TeraGen's rows, the total-order sort's cut points, TeraValidate.
 //!
 //! **Boundary:** this crate reaches the ResourceManager and NodeManagers only through
 //! `compute-proto` (and the shuffle client of `nodemanager`), and the file system only through
@@ -22,6 +23,7 @@ pub mod conf;
 pub mod job;
 pub mod report;
 pub mod task;
+pub mod tera;
 
 pub use conf::{JobConf, JobKind};
 pub use report::JobReport;

@@ -325,7 +325,9 @@ fn builtin_mapper(kind: &JobKind) -> Result<Box<dyn Mapper>, Failure> {
         JobKind::Wordcount => Box::new(WordCountMapper),
         JobKind::Grep { pattern } => Box::new(GrepMapper::new(pattern.as_bytes())?),
         JobKind::Sort => Box::new(IdentityMapper),
-        JobKind::Streaming { .. } => unreachable!("streaming has no built-in mapper"),
+        JobKind::Streaming { .. } | JobKind::Teragen { .. } | JobKind::Teravalidate => {
+            return Err(format!("{kind:?} has no built-in mapper").into())
+        }
     })
 }
 
@@ -333,8 +335,36 @@ fn builtin_reducer(kind: &JobKind) -> Option<Box<dyn Reducer>> {
     match kind {
         JobKind::Wordcount | JobKind::Grep { .. } => Some(Box::new(SumReducer)),
         JobKind::Sort => Some(Box::new(IdentityReducer)),
-        JobKind::Streaming { .. } => None,
+        JobKind::Streaming { .. } | JobKind::Teragen { .. } | JobKind::Teravalidate => None,
     }
+}
+
+/// TeraGen's map: rows `split.start ..` (`split.length` of them) into `part-m-NNNNN`.
+fn run_teragen(
+    conf: &JobConf,
+    dfs: &Dfs,
+    am: &mut RpcClient,
+    shared: &Arc<Shared>,
+    attempt: TaskAttemptId,
+    committer: &FileOutputCommitter,
+    split: &compute_proto::umbilical::FileSplit,
+) -> Result<String, Failure> {
+    let dir = committer.task_attempt_path(&attempt.to_string()).map_err(|e| e.to_string())?;
+    let mut out = TextOutput::create(dfs, &format!("{dir}/part-m-{:05}", attempt.task.index), shared)?;
+    for (i, r) in (split.start..split.start + split.length).enumerate() {
+        let row = crate::tera::row(r);
+        out.emit(&row[..crate::tera::ROW_LEN - 1], b"")?;
+        if i % 10_000 == 0 {
+            shared.set_progress(i as f64 / split.length.max(1) as f64);
+        }
+    }
+    let mut counters = Counters::new();
+    counters.add_task(mapreduce::TaskCounter::MapOutputRecords, out.records);
+    shared.busy(true);
+    out.close()?;
+    *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+    commit(conf, dfs, am, attempt, committer)?;
+    Ok(String::new())
 }
 
 /// `key<TAB>value` lines into a DFS file (Hadoop's TextOutputFormat; an empty value writes
@@ -410,6 +440,10 @@ fn run_map(
 ) -> Result<String, Failure> {
     shared.set_phase(Phase::Map);
     shared.busy(false);
+    if matches!(conf.kind, JobKind::Teragen { .. }) {
+        let committer = FileOutputCommitter::new(&conf.output, attempt_am(cfg)).map_err(|e| e.to_string())?;
+        return run_teragen(conf, dfs, am, shared, attempt, &committer, split);
+    }
     let file = dfs.open(&split.path).map_err(|e| format!("{}: {e}", split.path))?;
     let pos = Arc::new(AtomicU64::new(0));
     let reader = Counting { inner: file, pos: pos.clone() };
@@ -481,6 +515,26 @@ fn run_map(
                 if let Some(s) = outcome.status {
                     *shared.state_text.lock().unwrap_or_else(|e| e.into_inner()) = s;
                 }
+            }
+            JobKind::Teravalidate => {
+                let mut s = crate::tera::SplitSummary::default();
+                while let Some((_, line)) = records.next_record()? {
+                    s.add(line);
+                }
+                collector.counters_mut().add_task(mapreduce::TaskCounter::MapInputRecords, s.rows);
+                collector.collect(0, &crate::tera::split_key(&split.path, split.start), &s.encode())?;
+            }
+            JobKind::Sort if reduces > 1 => {
+                // A total order: each line to the reduce whose key range holds it.
+                let json = read_dfs_file(dfs, &conf.partitions_file(), 256 << 20)?;
+                let cuts: Vec<Vec<u8>> =
+                    serde_json::from_slice(&json).map_err(|e| format!("{}: {e}", conf.partitions_file()))?;
+                let mut n = 0u64;
+                while let Some((_, line)) = records.next_record()? {
+                    n += 1;
+                    collector.collect(crate::tera::range_partition(&cuts, line), line, b"")?;
+                }
+                collector.counters_mut().add_task(mapreduce::TaskCounter::MapInputRecords, n);
             }
             kind => {
                 let mut mapper = builtin_mapper(kind)?;
@@ -619,6 +673,25 @@ fn run_reduce(
             let outcome = mapreduce::task::run_streaming_reduce(&cmd, merger, &mut out, &mut counters)?;
             if let Some(s) = outcome.status {
                 *shared.state_text.lock().unwrap_or_else(|e| e.into_inner()) = s;
+            }
+        }
+        JobKind::Teravalidate => {
+            let mut splits = Vec::new();
+            let mut bad = None;
+            mapreduce::merge::for_each_group(&mut merger, |key, values| {
+                while let Some(v) = values.next_value() {
+                    match crate::tera::SplitSummary::decode(v) {
+                        Some(s) => splits.push((key.to_vec(), s)),
+                        None => bad = Some(String::from_utf8_lossy(key).into_owned()),
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(k) = bad {
+                return Err(format!("teravalidate: a bad summary for {k}").into());
+            }
+            for (k, v) in crate::tera::validate(&splits) {
+                out.emit(k.as_bytes(), v.as_bytes())?;
             }
         }
         JobKind::Streaming { reducer: None, .. } => {

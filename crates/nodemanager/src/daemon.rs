@@ -179,6 +179,9 @@ pub(crate) struct Shared {
     pub(crate) fence: Fence,
     pub(crate) stop: CancellationToken,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Held while the secret is read again, so that a second StartContainer arriving meanwhile
+    /// waits for that read instead of being refused for want of a secret.
+    pub(crate) secret_reread: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -237,6 +240,7 @@ impl Shared {
     /// Reads the RM's secret from the keeper again, unless it was read less than a second
     /// ago; true if it changed.
     pub(crate) async fn reread_secret(&self) -> bool {
+        let _one_at_a_time = self.secret_reread.lock().await;
         {
             let mut st = self.lock();
             if st.secret_read.is_some_and(|t| t.elapsed() < SECRET_REREAD) {
@@ -377,6 +381,7 @@ impl Nodemanager {
             fence: Fence::new(),
             stop: stop.clone(),
             runtime: tokio::runtime::Handle::current(),
+            secret_reread: tokio::sync::Mutex::new(()),
             cfg,
         });
         let mut nm = Nodemanager {

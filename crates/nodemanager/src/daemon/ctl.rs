@@ -126,7 +126,11 @@ async fn check_token(shared: &Arc<Shared>, token: &ContainerToken) -> Result<(),
     let verifies = |shared: &Shared| shared.lock().secret.as_ref().is_some_and(|s| token.verify(s));
     // A token that does not verify may be signed under a secret made after this node read
     // it (or before the RM made one): read it again, at most once a second.
-    let ok = verifies(shared) || (shared.reread_secret().await && verifies(shared));
+    // (A read just made by a concurrent call counts: verify again whatever this one did.)
+    let ok = verifies(shared) || {
+        shared.reread_secret().await;
+        verifies(shared)
+    };
     if !ok {
         let why = if shared.lock().secret.is_none() { "no RM secret is known yet" } else { "a bad MAC" };
         return Err(invalid(format!("container token of {id} does not verify under the RM's secret ({why})")));
