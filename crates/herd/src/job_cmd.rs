@@ -244,7 +244,7 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
             (JobKind::Teravalidate, vec![i.clone()], o.clone())
         }
         "streaming" => {
-            let (mut input, mut output, mut mapper, mut reducer) = (Vec::new(), None, None, None);
+            let (mut input, mut output, mut mapper, mut reducer, mut combiner) = (Vec::new(), None, None, None, None);
             let mut it = rest.iter();
             while let Some(flag) = it.next() {
                 let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -253,7 +253,7 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
                     "-output" => output = Some(value()?.clone()),
                     "-mapper" => mapper = Some(value()?.clone()),
                     "-reducer" => reducer = Some(value()?.clone()),
-                    "-combiner" => bail!("-combiner: a streaming combiner command is not supported yet"),
+                    "-combiner" => combiner = Some(value()?.clone()),
                     "-file" | "-files" => {
                         for f in value()?.split(',') {
                             local_files.push(PathBuf::from(f));
@@ -286,7 +286,7 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
                 bail!("streaming: -input is required");
             }
             let output = output.context("streaming: -output is required")?;
-            (JobKind::Streaming { mapper, reducer, combiner: None }, input, output)
+            (JobKind::Streaming { mapper, reducer, combiner }, input, output)
         }
         other => bail!("unknown job type {other:?}: wordcount, grep, sort, teragen, teravalidate or streaming"),
     };

@@ -68,6 +68,36 @@ fn wordcount_streaming_and_sort_equal_references() {
     let values: u64 = reference.values().sum();
     assert_eq!(counter(&stderr, "values"), Some(values as i64), "{stderr}");
 
+    // The same with the reducer as the combiner: the same answer from fewer shuffled records.
+    let out = c.herd(&[
+        "job",
+        "run",
+        "streaming",
+        "-input",
+        "/in/big.txt",
+        "-input",
+        "/in/small.txt",
+        "-output",
+        "/out/st-comb",
+        "-mapper",
+        "mapper.py",
+        "-reducer",
+        "reducer.py",
+        "-combiner",
+        "reducer.py",
+        "-file",
+        &m,
+        "-file",
+        &r,
+    ]);
+    assert!(out.status.success(), "{}", mr::text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(mr::counts_of(&mr::parts(&c, "/out/st-comb")), reference);
+    assert_eq!(counter(&stderr, "COMBINE_INPUT_RECORDS"), Some(values as i64), "{stderr}");
+    let combined = counter(&stderr, "COMBINE_OUTPUT_RECORDS").expect("combine output counted");
+    assert!(combined > 0 && combined < values as i64 / 10, "{stderr}");
+    assert_eq!(counter(&stderr, "REDUCE_INPUT_RECORDS"), Some(combined), "{stderr}");
+
     // Built-in sort, one reduce: the input's lines in byte order.
     let out = c.herd(&["job", "run", "sort", "/in/small.txt", "/out/sorted"]);
     assert!(out.status.success(), "{}", mr::text(&out));
@@ -78,7 +108,7 @@ fn wordcount_streaming_and_sort_equal_references() {
 
     // The jobs are listed, and a finished job's status has its counters.
     let list = herd_ok(&c, &["job", "list"]);
-    assert_eq!(list.matches("SUCCEEDED").count(), 3, "{list}");
+    assert_eq!(list.matches("SUCCEEDED").count(), 4, "{list}");
     let app = list.lines().find(|l| l.contains("streaming")).and_then(|l| l.split_whitespace().next()).unwrap();
     let status = mr::status(&c, app);
     assert!(status.contains("Final status: SUCCEEDED"), "{status}");

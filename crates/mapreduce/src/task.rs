@@ -89,3 +89,62 @@ pub fn run_streaming_reduce(
     counters.merge(&outcome.counters);
     Ok(outcome)
 }
+
+/// Runs a streaming combiner over a finished map output (`dir/file.out` and its index): each
+/// partition's records, in their sorted order, go through `command` (`key\tvalue` lines), and
+/// its output records replace them in the same partition, sorted again. Hadoop runs a
+/// combiner inside each spill; a command is a process, so herd runs it once per partition over
+/// the merged output instead: the same records in, the same contract, one process per
+/// partition instead of one per spill.
+pub fn run_streaming_combiner(
+    command: &StreamCommand,
+    dir: &std::path::Path,
+    partitions: u32,
+    memory_budget: usize,
+    counters: &mut Counters,
+) -> Result<()> {
+    use crate::collector::{CollectorConfig, DATA_FILE, INDEX_FILE};
+    use crate::spill::{read_index, RecordSource, SegmentReader};
+    let index = read_index(&dir.join(INDEX_FILE))?;
+    let combined_dir = dir.join("combined");
+    std::fs::create_dir_all(&combined_dir).map_err(|e| Error::io_path("create", &combined_dir, e))?;
+    let mut out = MapOutputCollector::new(CollectorConfig::new(&combined_dir, partitions, memory_budget), None);
+    let (mut records_in, mut records_out) = (0u64, 0u64);
+    for (p, entry) in index.iter().enumerate() {
+        if entry.raw_length == 0 {
+            continue;
+        }
+        let mut segment = SegmentReader::open_file(&dir.join(DATA_FILE), *entry)?;
+        let feed = |stdin: &mut dyn std::io::Write| -> Result<()> {
+            let (mut k, mut v) = (Vec::new(), Vec::new());
+            while segment.next_record(&mut k, &mut v)? {
+                records_in += 1;
+                streaming::write_reduce_input(stdin, &k, &v)
+                    .map_err(|e| Error::io("write to the combiner's stdin", e))?;
+            }
+            Ok(())
+        };
+        let outcome = streaming::run(command, feed, &mut |key: &[u8], value: &[u8]| {
+            records_out += 1;
+            out.collect(p as u32, key, value)
+        })?;
+        counters.merge(&outcome.counters);
+    }
+    let (_, combined_counters) = out.close()?;
+    for name in [DATA_FILE, INDEX_FILE] {
+        let (from, to) = (combined_dir.join(name), dir.join(name));
+        std::fs::rename(&from, &to).map_err(|e| Error::io_path("rename", &from, e))?;
+    }
+    let _ = std::fs::remove_dir_all(&combined_dir);
+    counters.add_task(TaskCounter::CombineInputRecords, records_in);
+    counters.add_task(TaskCounter::CombineOutputRecords, records_out);
+    // The output's size is now the combined one.
+    let materialized = combined_counters.task(TaskCounter::MapOutputMaterializedBytes);
+    let before = counters.task(TaskCounter::MapOutputMaterializedBytes);
+    counters.add(
+        crate::counters::TASK_COUNTER_GROUP,
+        TaskCounter::MapOutputMaterializedBytes.name(),
+        materialized - before,
+    );
+    Ok(())
+}

@@ -543,7 +543,14 @@ fn run_map(
         }
         shared.set_phase(Phase::Sort);
         shared.busy(true);
-        let (_, counters) = collector.close()?;
+        let (_, mut counters) = collector.close()?;
+        if let JobKind::Streaming { combiner: Some(combiner), .. } = &conf.kind {
+            // The combiner is user code: its own life, not the framework's, keeps the task.
+            shared.busy(false);
+            let cmd = streaming(combiner, cfg, attempt, shared);
+            mapreduce::task::run_streaming_combiner(&cmd, &dir, reduces, budget, &mut counters)?;
+            shared.busy(true);
+        }
         *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
         done.store(true, Ordering::Relaxed);
         Ok(cfg.shuffle_addr.clone())
