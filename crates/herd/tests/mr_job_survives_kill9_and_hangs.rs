@@ -156,3 +156,33 @@ fn stopped_task_times_out_and_is_rerun() {
     assert!(mr::cwd(task).is_none(), "the stopped task process was not killed");
     assert_eq!(mr::parts(&c, "/out/faulted"), want, "output differs from the fault-free run");
 }
+
+/// The ResourceManager killed -9 mid-job: its supervisor restarts it, it reloads the
+/// application from the keeper, and the job finishes (the AM re-registers, or a new attempt
+/// recovers what was committed) with byte-identical output.
+#[test]
+fn resourcemanager_killed_mid_job() {
+    let c = ComputeCluster::start(1, 2, &[]);
+    setup(&c);
+    let marker = c.dir().join("go");
+    let mapper = mr::script(&c, "mapper.py", &mr::slow_mapper(&marker, &c.dir().join("map0.pid"), 0, u32::MAX));
+    let reducer = mr::script(&c, "reducer.py", &mr::summing_reducer(None, 0));
+    let (m, r) = (mapper.display().to_string(), reducer.display().to_string());
+    let want = reference(&c, &marker, &m, &r);
+
+    let app = mr::submit(&c, &streaming_args("/out/faulted", &m, &r, &[]));
+    mr::wait_status(&c, &app, "the maps running", |s| {
+        s.contains("Maps:") && mr::status_number(s, "Maps:", "completed") == (MAPS - 1) as u64
+    });
+    let rm = c.entry("resourcemanager", "1");
+    let pid = rm["pid"].as_u64().unwrap() as u32;
+    // SAFETY: the ResourceManager of the cluster this test started (cluster.json's pid).
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    c.wait_for("the ResourceManager restarted", || {
+        let e = c.entry("resourcemanager", "1");
+        (e["pid"].as_u64() != Some(u64::from(pid)) && e["state"] == "running").then_some(())
+    });
+    std::fs::write(&marker, b"").unwrap();
+    succeeded(&c, &app);
+    assert_eq!(mr::parts(&c, "/out/faulted"), want, "output differs from the fault-free run");
+}
