@@ -73,8 +73,10 @@ pub async fn run(a: DatanodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
     let stop_http = CancellationToken::new();
     let http_task = tokio::spawn(webhdfs::serve(http, webhdfs::datanode::router(&a.namenode), stop_http.clone()));
     // The one line on stdout: tests and the supervisor read the bound addresses from it.
+    // Before the ready line: a SIGTERM sent on seeing it must find the handler installed.
+    let stop = crate::stop_signal();
     println!("herd datanode ready data={} http={http_addr}", dn.data_addr());
-    crate::stop_signal().await;
+    stop.await;
     tracing::info!("datanode stopping on signal");
     stop_http.cancel();
     let _ = http_task.await;

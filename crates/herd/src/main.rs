@@ -165,15 +165,29 @@ fn keeper_config(a: &KeeperArgs) -> anyhow::Result<KeeperConfig> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn stop_signal() {
+///
+/// The handlers are installed when this is called, not when the future is first polled: a
+/// caller that starts a child next must not die of a SIGTERM sent as soon as the child is seen.
+pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            (Ok(mut term), Err(_)) => {
+                term.recv().await;
+            }
+            (Err(_), Ok(mut int)) => {
+                int.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending().await,
+        }
     }
 }
 
@@ -190,6 +204,7 @@ async fn run_keeper(a: KeeperArgs, reporter: Option<member::report::Reporter>) -
     };
     let shutdown = CancellationToken::new();
     let k = keeper::server::Keeper::start(cfg, shutdown.clone()).await?;
+    let stop = stop_signal();
     // The one line on stdout: tests and `herd up` read the bound address from it.
     println!("herd keeper ready client={}", k.client_addr);
     tracing::info!("keeper serving clients on {}", k.client_addr);
@@ -205,7 +220,7 @@ async fn run_keeper(a: KeeperArgs, reporter: Option<member::report::Reporter>) -
     tokio::pin!(wait);
     tokio::select! {
         r = &mut wait => r,
-        _ = stop_signal() => {
+        _ = stop => {
             tracing::info!("keeper stopping on signal");
             // Leave first, while this keeper still serves: the member znode goes at once.
             if let Some(m) = membership {

@@ -122,8 +122,10 @@ pub async fn run(a: NamenodeArgs, reporter: Option<Reporter>) -> anyhow::Result<
     let stop_http = CancellationToken::new();
     let http_task = tokio::spawn(webhdfs::serve(http, router, stop_http.clone()));
     // The one line on stdout: `herd up` and tests read the bound address from it.
+    // Before the ready line: a SIGTERM sent on seeing it must find the handler installed.
+    let stop = crate::stop_signal();
     println!("herd namenode ready rpc={} http={http_addr}", nn.rpc_addr());
-    crate::stop_signal().await;
+    stop.await;
     tracing::info!("namenode stopping on signal");
     stop_http.cancel();
     let _ = http_task.await;

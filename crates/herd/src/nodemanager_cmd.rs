@@ -89,8 +89,10 @@ pub async fn run(a: NodemanagerArgs, reporter: Option<Reporter>) -> anyhow::Resu
     let nm = Nodemanager::start(cfg, reporter).await.context("starting the nodemanager")?;
     // The one line on stdout: tests and the supervisor read the bound addresses from it.
     let http = nm.http_addr().map(|a| a.to_string()).unwrap_or_default();
+    // Before the ready line: a SIGTERM sent on seeing it must find the handler installed.
+    let stop = crate::stop_signal();
     println!("herd nodemanager ready ctl={} shuffle={} http={http}", nm.ctl_addr(), nm.shuffle_addr());
-    crate::stop_signal().await;
+    stop.await;
     tracing::info!("nodemanager stopping on signal");
     nm.shutdown().await;
     Ok(())

@@ -68,8 +68,10 @@ pub async fn run(a: ResourcemanagerArgs, reporter: Option<Reporter>) -> anyhow::
     };
     let rm = ResourceManager::start(config, reporter).await.context("starting the resourcemanager")?;
     // The one line on stdout: `herd up` and tests read the bound address from it.
+    // Before the ready line: a SIGTERM sent on seeing it must find the handler installed.
+    let stop = crate::stop_signal();
     println!("herd resourcemanager ready rpc={}", rm.rpc_addr());
-    crate::stop_signal().await;
+    stop.await;
     tracing::info!("resourcemanager stopping on signal");
     rm.shutdown().await;
     Ok(())
