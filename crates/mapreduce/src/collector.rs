@@ -20,6 +20,8 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::api::{Emit, Reducer, Values};
 use crate::counters::{Counters, TaskCounter};
@@ -45,11 +47,36 @@ pub struct CollectorConfig {
     pub dir: PathBuf,
     /// Spills from which the final merge runs the combiner again.
     pub combine_min_spills: usize,
+    /// Set while the collector sorts, spills or merges (the task's framework work, which a
+    /// progress time-out must count as progress: one sort of a full buffer can take seconds).
+    pub busy: Option<Arc<AtomicBool>>,
+}
+
+/// Sets a busy flag for its lifetime, then puts back what was there.
+struct Busy<'a> {
+    flag: Option<&'a AtomicBool>,
+    before: bool,
+}
+
+impl<'a> Busy<'a> {
+    fn new(flag: &'a Option<Arc<AtomicBool>>) -> Busy<'a> {
+        let flag = flag.as_deref();
+        let before = flag.is_some_and(|f| f.swap(true, Ordering::Relaxed));
+        Busy { flag, before }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.flag {
+            f.store(self.before, Ordering::Relaxed);
+        }
+    }
 }
 
 impl CollectorConfig {
     pub fn new(dir: &Path, partitions: u32, memory_budget: usize) -> CollectorConfig {
-        CollectorConfig { partitions, memory_budget, dir: dir.to_path_buf(), combine_min_spills: 3 }
+        CollectorConfig { partitions, memory_budget, dir: dir.to_path_buf(), combine_min_spills: 3, busy: None }
     }
 }
 
@@ -187,6 +214,8 @@ impl MapOutputCollector {
     }
 
     fn spill(&mut self) -> Result<()> {
+        let busy = self.config.busy.clone();
+        let _busy = Busy::new(&busy);
         let arena = &self.arena;
         // `sort_by` is a stable sort: equal (partition, key) keep their emit order.
         self.metas.sort_by(|a, b| (a.partition, a.key(arena)).cmp(&(b.partition, b.key(arena))));
@@ -235,6 +264,8 @@ impl MapOutputCollector {
 
     /// Merges the spills partition by partition into `data` (via a temporary name).
     fn merge_spills(&mut self, data: &Path) -> Result<Vec<IndexEntry>> {
+        let busy = self.config.busy.clone();
+        let _busy = Busy::new(&busy);
         let tmp = data.with_extension("out.tmp");
         let file = File::create(&tmp).map_err(|e| Error::io_path("create", &tmp, e))?;
         let mut writer = SegmentWriter::new(BufWriter::with_capacity(64 << 10, file));

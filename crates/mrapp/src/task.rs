@@ -99,7 +99,7 @@ struct Shared {
     activity: Arc<AtomicU64>,
     /// The framework itself is working (fetching, sorting, merging, committing): it counts
     /// as progress, as Hadoop's merge and shuffle report progress.
-    framework_busy: AtomicBool,
+    framework_busy: Arc<AtomicBool>,
     progress_ppm: AtomicU32,
     phase: Mutex<Phase>,
     counters: Mutex<Counters>,
@@ -196,7 +196,7 @@ pub fn run(cfg: TaskConfig) -> i32 {
     eprintln!("running {attempt}");
     let shared = Arc::new(Shared {
         activity: Arc::new(AtomicU64::new(0)),
-        framework_busy: AtomicBool::new(true),
+        framework_busy: Arc::new(AtomicBool::new(true)),
         progress_ppm: AtomicU32::new(0),
         phase: Mutex::new(Phase::Starting),
         counters: Mutex::new(Counters::new()),
@@ -507,7 +507,9 @@ fn run_map(
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let combiner = if conf.has_combiner() { builtin_reducer(&conf.kind) } else { None };
         let budget = (conf.sort_mb as usize) << 20;
-        let mut collector = MapOutputCollector::new(CollectorConfig::new(&dir, reduces, budget), combiner);
+        let mut config = CollectorConfig::new(&dir, reduces, budget);
+        config.busy = Some(shared.framework_busy.clone());
+        let mut collector = MapOutputCollector::new(config, combiner);
         match &conf.kind {
             JobKind::Streaming { mapper, .. } => {
                 let cmd = streaming(mapper, cfg, attempt, shared);
@@ -516,6 +518,7 @@ fn run_map(
                     *shared.state_text.lock().unwrap_or_else(|e| e.into_inner()) = s;
                 }
             }
+            JobKind::Wordcount => count_words(&mut records, &mut collector, budget / 2)?,
             JobKind::Teravalidate => {
                 let mut s = crate::tera::SplitSummary::default();
                 while let Some((_, line)) = records.next_record()? {
@@ -557,6 +560,57 @@ fn run_map(
     };
     done.store(true, Ordering::Relaxed);
     result
+}
+
+/// Wordcount's map with in-mapper combining: counts words in a hash map and hands the
+/// collector one `(word, count)` record per word per flush (when the map's keys pass
+/// `memory_budget` bytes, and at the end), instead of one `(word, 1)` per occurrence that the
+/// sort buffer would have to sort before the combiner could sum them. The combiner still runs
+/// on spills. Counters stay Hadoop's: MAP_OUTPUT_RECORDS counts the words the map function
+/// emitted; the summing shows in COMBINE_INPUT_RECORDS and COMBINE_OUTPUT_RECORDS.
+fn count_words<R: Read + Seek>(
+    records: &mut LineRecordReader<R>,
+    collector: &mut MapOutputCollector,
+    memory_budget: usize,
+) -> Result<(), Failure> {
+    use mapreduce::TaskCounter;
+    let mut counts: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+    let (mut lines, mut words, mut flushed, mut held) = (0u64, 0u64, 0u64, 0usize);
+    let flush = |counts: &mut std::collections::HashMap<Vec<u8>, u64>,
+                 collector: &mut MapOutputCollector|
+     -> mapreduce::Result<u64> {
+        let mut n = 0;
+        for (word, count) in counts.drain() {
+            collector.emit(&word, count.to_string().as_bytes())?;
+            n += 1;
+        }
+        Ok(n)
+    };
+    while let Some((_, line)) = records.next_record()? {
+        lines += 1;
+        for word in line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+            words += 1;
+            match counts.get_mut(word) {
+                Some(c) => *c += 1,
+                None => {
+                    held += word.len() + 48;
+                    counts.insert(word.to_vec(), 1);
+                }
+            }
+        }
+        if held > memory_budget {
+            flushed += flush(&mut counts, collector)?;
+            held = 0;
+        }
+    }
+    flushed += flush(&mut counts, collector)?;
+    let c = collector.counters_mut();
+    c.add_task(TaskCounter::MapInputRecords, lines);
+    // The collector counted the flushed records as map output: make it the words emitted.
+    c.add_task(TaskCounter::MapOutputRecords, words - flushed);
+    c.add_task(TaskCounter::CombineInputRecords, words);
+    c.add_task(TaskCounter::CombineOutputRecords, flushed);
+    Ok(())
 }
 
 /// The AM attempt a task belongs to (its container's).
