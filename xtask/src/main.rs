@@ -15,6 +15,7 @@ mod bench;
 mod ensemble;
 mod failover;
 mod fsbench;
+mod upcluster;
 mod zkwire;
 
 use anyhow::{bail, Context, Result};
