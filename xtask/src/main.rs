@@ -12,6 +12,7 @@
 //! ZooKeeper client the failover writer uses.
 
 mod bench;
+mod corpus;
 mod ensemble;
 mod failover;
 mod fsbench;
