@@ -9,12 +9,17 @@
 //! same load, standalone and as 3-server ensembles (`bench.rs`); `cargo xtask bench
 //! keeper-failover` times how long writes stop when an ensemble's leader is killed
 //! (`failover.rs`). `ensemble.rs` starts and stops the servers of both, `zkwire.rs` is the small
-//! ZooKeeper client the failover writer uses.
+//! ZooKeeper client the failover writer uses. `cargo xtask bench fs` (`fsbench.rs`) and `cargo
+//! xtask bench mr` (`mrbench.rs`, on a corpus from `corpus.rs`) time herd's file system and
+//! MapReduce on a `herd up` cluster (`upcluster.rs`) against the machine and Spark.
 
 mod bench;
+mod corpus;
 mod ensemble;
 mod failover;
 mod fsbench;
+mod mrbench;
+mod upcluster;
 mod zkwire;
 
 use anyhow::{bail, Context, Result};
@@ -178,6 +183,7 @@ fn main() -> Result<()> {
         (Some("bench"), Some("keeper")) => bench::bench_keeper(&args[2..]),
         (Some("bench"), Some("keeper-failover")) => failover::bench_failover(&args[2..]),
         (Some("bench"), Some("fs")) => fsbench::bench_fs(&args[2..]),
+        (Some("bench"), Some("mr")) => mrbench::bench_mr(&args[2..]),
         (Some("soak"), Some("keeper")) => soak_keeper(&args[2..]),
         _ => {
             eprintln!(
@@ -185,6 +191,7 @@ fn main() -> Result<()> {
                  cargo xtask bench keeper [--seconds N] [--nodes 1|3|both] [--herd-bin PATH]\n       \
                  cargo xtask bench keeper-failover [--trials N] [--system herd|zk|both] [--herd-bin PATH]\n       \
                  cargo xtask bench fs [--size-mib N] [--rounds R] [--keep] [--herd-bin PATH]\n       \
+                 cargo xtask bench mr [--sizes-gib 1,4] [--rounds R] [--skip-spark] [--sort-max-gib G] [--keep] [--herd-bin PATH]\n       \
                  cargo xtask soak keeper [--minutes N]"
             );
             std::process::exit(2);
