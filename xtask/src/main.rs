@@ -191,7 +191,7 @@ fn main() -> Result<()> {
                  cargo xtask bench keeper [--seconds N] [--nodes 1|3|both] [--herd-bin PATH]\n       \
                  cargo xtask bench keeper-failover [--trials N] [--system herd|zk|both] [--herd-bin PATH]\n       \
                  cargo xtask bench fs [--size-mib N] [--rounds R] [--keep] [--herd-bin PATH]\n       \
-                 cargo xtask bench mr [--sizes-gib 1,4] [--rounds R] [--skip-spark] [--sort-max-gib G] [--keep] [--herd-bin PATH]\n       \
+                 cargo xtask bench mr [--sizes-gib 1,4] [--rounds R] [--skip-spark] [--skip-shell] [--sort-max-gib G] [--keep] [--herd-bin PATH]\n       \
                  cargo xtask soak keeper [--minutes N]"
             );
             std::process::exit(2);

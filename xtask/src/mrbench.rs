@@ -82,6 +82,8 @@ struct Opts {
     sizes_gib: Vec<f64>,
     rounds: usize,
     skip_spark: bool,
+    /// Leave out the `tr | sort | uniq -c` baseline (to repeat herd's fault measurement).
+    skip_shell: bool,
     /// Sizes above this skip the sort measurements.
     sort_max_gib: f64,
     keep: bool,
@@ -90,7 +92,7 @@ struct Opts {
 }
 
 const USAGE: &str =
-    "bench mr [--sizes-gib 1,4] [--rounds R] [--skip-spark] [--sort-max-gib G] [--task-timeout-ms MS] [--keep] \
+    "bench mr [--sizes-gib 1,4] [--rounds R] [--skip-spark] [--skip-shell] [--sort-max-gib G] [--task-timeout-ms MS] [--keep] \
      [--herd-bin PATH]";
 
 pub fn bench_mr(args: &[String]) -> Result<()> {
@@ -98,6 +100,7 @@ pub fn bench_mr(args: &[String]) -> Result<()> {
         sizes_gib: vec![1.0, 4.0],
         rounds: 1,
         skip_spark: false,
+        skip_shell: false,
         sort_max_gib: f64::INFINITY,
         keep: false,
         herd_bin: None,
@@ -113,6 +116,7 @@ pub fn bench_mr(args: &[String]) -> Result<()> {
             }
             "--rounds" => o.rounds = value()?.parse().context("--rounds")?,
             "--skip-spark" => o.skip_spark = true,
+            "--skip-shell" => o.skip_shell = true,
             "--sort-max-gib" => o.sort_max_gib = value()?.parse().context("--sort-max-gib")?,
             "--task-timeout-ms" => o.task_timeout_ms = value()?.parse().context("--task-timeout-ms")?,
             "--keep" => o.keep = true,
@@ -166,6 +170,7 @@ fn run_bench(o: &Opts, herd: &Path, spark: Option<&Spark>, dir: &Path) -> Result
         spark: spark.cloned(),
         cores,
         task_timeout_ms: o.task_timeout_ms.to_string(),
+        skip_shell: o.skip_shell,
     };
     b.herd(&["fs", "mkdir", "-p", BASE], "fs", SHORT)?;
 
@@ -192,6 +197,7 @@ struct Bench {
     cores: usize,
     /// `herd job run --task-timeout-ms`.
     task_timeout_ms: String,
+    skip_shell: bool,
 }
 
 /// What one round saw besides its times.
@@ -313,18 +319,22 @@ impl Bench {
         }
 
         // The shell pipeline.
-        let out = self.dir.join("uniq-c.txt");
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "tr -s ' \\t' '\\n' < \"$1\" | sort | uniq -c > \"$2\"", "sh", srcs])
-            .arg(&out)
-            .env("LC_ALL", "C")
-            .env("TMPDIR", &self.dir);
-        let cpu = CpuSampler::start(&self.herd);
-        let (s, _) = run_timed(&mut cmd, timeout, &self.dir.join("shell.log"))?;
-        notes.cpu.push(("tr|sort|uniq -c".into(), cpu.finish(s, self.cores)));
-        t.push(Some(s));
-        check_counts("tr | sort | uniq -c", &parse_uniq_c(&std::fs::read(&out)?)?, want)?;
-        std::fs::remove_file(&out)?;
+        if self.skip_shell {
+            t.push(None);
+        } else {
+            let out = self.dir.join("uniq-c.txt");
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "tr -s ' \\t' '\\n' < \"$1\" | sort | uniq -c > \"$2\"", "sh", srcs])
+                .arg(&out)
+                .env("LC_ALL", "C")
+                .env("TMPDIR", &self.dir);
+            let cpu = CpuSampler::start(&self.herd);
+            let (s, _) = run_timed(&mut cmd, timeout, &self.dir.join("shell.log"))?;
+            notes.cpu.push(("tr|sort|uniq -c".into(), cpu.finish(s, self.cores)));
+            t.push(Some(s));
+            check_counts("tr | sort | uniq -c", &parse_uniq_c(&std::fs::read(&out)?)?, want)?;
+            std::fs::remove_file(&out)?;
+        }
 
         if !sort {
             t.extend([None, None, None]);
