@@ -12,6 +12,7 @@ mod member_cmd;
 mod namenode_cmd;
 mod nodemanager_cmd;
 mod resourcemanager_cmd;
+mod status_cmd;
 mod supervise;
 mod up;
 mod zk;
@@ -55,6 +56,9 @@ enum Cmd {
     Resourcemanager(resourcemanager_cmd::ResourcemanagerArgs),
     /// Run a NodeManager: runs containers for the ResourceManager, serves map outputs.
     Nodemanager(nodemanager_cmd::NodemanagerArgs),
+    /// A `herd up` cluster at a glance: roles live or dead, membership views and their epochs,
+    /// block health, running jobs; exit 0 only if all is well.
+    Status(status_cmd::StatusArgs),
     /// MapReduce jobs: run (wordcount, grep, sort, streaming), status, list, kill, logs.
     Job(job_cmd::JobArgs),
     /// A MapReduce job's ApplicationMaster (run by a NodeManager in the job's first container).
@@ -249,6 +253,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Fs(a) => fs_cmd::run(a),
         Cmd::Dfsadmin(a) => dfsadmin_cmd::run(a),
         Cmd::Job(a) => std::process::exit(job_cmd::run(a)?),
+        Cmd::Status(a) => std::process::exit(status_cmd::run(a)?),
         Cmd::Appmaster { job } => {
             let cfg = mrapp::am::AmConfig::from_env(&job)?;
             match mrapp::am::run(cfg) {
@@ -280,7 +285,7 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Nodemanager(a) => nodemanager_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
-                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) | Cmd::Job(_) => unreachable!(),
+                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) | Cmd::Job(_) | Cmd::Status(_) => unreachable!(),
                     Cmd::Appmaster { .. } | Cmd::Task { .. } => unreachable!(),
                 }
             })
