@@ -70,6 +70,15 @@ wire_enum! {
     }
 }
 
+impl TaskSpec {
+    /// The attempt this task is.
+    pub fn attempt(&self) -> TaskAttemptId {
+        match self {
+            TaskSpec::Map { attempt, .. } | TaskSpec::Reduce { attempt, .. } => *attempt,
+        }
+    }
+}
+
 wire_enum! {
     /// Hadoop's `TaskCompletionEvent.Status`, as a reducer needs it.
     #[derive(Copy, Hash)]

@@ -6,7 +6,7 @@
 //! attempts), then prints the counters and exits 0 only if the job succeeded. `status`, `list`,
 //! `kill` and `logs` talk to the ResourceManager (and the AM or the final report for counters).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -293,7 +293,7 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
     let abs = |p: &str| if p.starts_with('/') { p.to_string() } else { format!("/user/{user}/{p}") };
     let key = format!(
         "job_{}_{:08x}",
-        mrapp_now_ms(),
+        mrapp::now_ms(),
         u32::from_be_bytes(rpc::client::random_id()[..4].try_into().expect("4 bytes"))
     );
     let staging = format!("/user/{user}/.staging/{key}");
@@ -313,10 +313,6 @@ fn parse_job(r: &RunArgs, user: &str) -> anyhow::Result<(JobConf, Vec<PathBuf>)>
     }
     conf.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((conf, local_files))
-}
-
-fn mrapp_now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn run_job(rm: &mut RpcClient, namenode: &str, user: &str, r: RunArgs) -> anyhow::Result<i32> {
@@ -412,7 +408,7 @@ fn run_job(rm: &mut RpcClient, namenode: &str, user: &str, r: RunArgs) -> anyhow
         );
     }
     if let Some(j) = &job {
-        print_counters(j);
+        eprint!("{}", counters_text(j));
         if !ok && !j.diagnostics.is_empty() && !report.diagnostics.contains(&j.diagnostics) {
             eprintln!("{}", j.diagnostics);
         }
@@ -420,16 +416,17 @@ fn run_job(rm: &mut RpcClient, namenode: &str, user: &str, r: RunArgs) -> anyhow
     Ok(if ok { 0 } else { 1 })
 }
 
-fn print_counters(j: &JobReport) {
+/// `Counters: N`, then each group and its `name=value`s, as Hadoop prints them.
+fn counters_text(j: &JobReport) -> String {
     let n: usize = j.counters.values().map(|g| g.len()).sum();
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "Counters: {n}");
+    let mut s = format!("Counters: {n}\n");
     for (group, counters) in &j.counters {
-        let _ = writeln!(err, "\t{group}");
+        s.push_str(&format!("\t{group}\n"));
         for (name, value) in counters {
-            let _ = writeln!(err, "\t\t{name}={value}");
+            s.push_str(&format!("\t\t{name}={value}\n"));
         }
     }
+    s
 }
 
 fn print_status(r: &ApplicationReport, job: Option<&JobReport>) {
@@ -469,14 +466,7 @@ fn print_status(r: &ApplicationReport, job: Option<&JobReport>) {
             if !j.diagnostics.is_empty() {
                 println!("Job diagnostics:\n{}", j.diagnostics);
             }
-            let n: usize = j.counters.values().map(|g| g.len()).sum();
-            println!("Counters: {n}");
-            for (group, counters) in &j.counters {
-                println!("\t{group}");
-                for (name, value) in counters {
-                    println!("\t\t{name}={value}");
-                }
-            }
+            print!("{}", counters_text(j));
         }
         None => println!("(no job report: the AM has not started, or the report is gone)"),
     }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use compute_proto::ids::{ApplicationAttemptId, ContainerId, NodeId, TaskAttemptId, TaskId, TaskType};
+use compute_proto::ids::{ApplicationAttemptId, ContainerId, NodeId, TaskId, TaskType};
 use compute_proto::records::{
     ContainerLaunchContext, EnvVar, FinalApplicationStatus, LocalResource, NodeState, Resource,
 };
@@ -496,7 +496,7 @@ fn run_commands(
                 };
                 let (shared, user) = (shared.clone(), launch.user.clone());
                 let id = container.id();
-                tracing::info!(container = %id, node = %container.node_id(), task = %task_attempt(&task), "launching");
+                tracing::info!(container = %id, node = %container.node_id(), task = %task.attempt(), "launching");
                 std::thread::spawn(move || {
                     let mut nm = nm_client(container.node_id(), &user);
                     let req =
@@ -515,13 +515,7 @@ fn run_commands(
             }
             Command::Stop { container, node } => {
                 let user = launch.user.clone();
-                std::thread::spawn(move || {
-                    let mut nm = nm_client(&node, &user);
-                    let req = ContainerManagementRequest::StopContainer { container_id: container };
-                    if let Err(e) = nm.call::<_, ContainerManagementResponse>(&req) {
-                        tracing::info!(%container, "stop: {e}");
-                    }
-                });
+                std::thread::spawn(move || stop_container(&node, &user, container));
             }
             Command::Release(c) => releases.push(c),
             Command::Blacklist(n) => {
@@ -557,10 +551,12 @@ fn run_commands(
     }
 }
 
-fn task_attempt(t: &compute_proto::umbilical::TaskSpec) -> TaskAttemptId {
-    match t {
-        compute_proto::umbilical::TaskSpec::Map { attempt, .. }
-        | compute_proto::umbilical::TaskSpec::Reduce { attempt, .. } => *attempt,
+/// StopContainer to `node` (blocking; a failure is only logged: the container's end, or its
+/// node's, reaches the AM through the RM either way).
+fn stop_container(node: &NodeId, user: &str, container: ContainerId) {
+    let req = ContainerManagementRequest::StopContainer { container_id: container };
+    if let Err(e) = nm_client(node, user).call::<_, ContainerManagementResponse>(&req) {
+        tracing::info!(%container, "stop: {e}");
     }
 }
 
@@ -572,12 +568,7 @@ fn stop_all(shared: &Shared) {
         .into_iter()
         .map(|(c, n)| {
             let user = user.clone();
-            std::thread::spawn(move || {
-                let mut nm = nm_client(&n, &user);
-                let _ = nm.call::<_, ContainerManagementResponse>(&ContainerManagementRequest::StopContainer {
-                    container_id: c,
-                });
-            })
+            std::thread::spawn(move || stop_container(&n, &user, c))
         })
         .collect();
     for h in handles {

@@ -50,9 +50,7 @@ impl Fixture {
 fn launched(cmds: &[Command]) -> Vec<(ContainerId, TaskAttemptId)> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Launch { container, task: TaskSpec::Map { attempt, .. } | TaskSpec::Reduce { attempt, .. } } => {
-                Some((container.id(), *attempt))
-            }
+            Command::Launch { container, task } => Some((container.id(), task.attempt())),
             _ => None,
         })
         .collect()

@@ -111,6 +111,17 @@ impl Shared {
         self.progress_ppm.store(Progress::from_fraction(fraction).ppm(), Ordering::Relaxed);
     }
 
+    fn set_counters(&self, c: Counters) {
+        *self.counters.lock().unwrap_or_else(|e| e.into_inner()) = c;
+    }
+
+    /// A streaming command's last `reporter:status:` message, if it sent one.
+    fn set_state_text(&self, text: Option<String>) {
+        if let Some(t) = text {
+            *self.state_text.lock().unwrap_or_else(|e| e.into_inner()) = t;
+        }
+    }
+
     fn busy(&self, b: bool) {
         self.framework_busy.store(b, Ordering::Relaxed);
     }
@@ -190,9 +201,7 @@ pub fn run(cfg: TaskConfig) -> i32 {
             return 1;
         }
     };
-    let attempt = match &spec {
-        TaskSpec::Map { attempt, .. } | TaskSpec::Reduce { attempt, .. } => *attempt,
-    };
+    let attempt = spec.attempt();
     eprintln!("running {attempt}");
     let shared = Arc::new(Shared {
         activity: Arc::new(AtomicU64::new(0)),
@@ -362,7 +371,7 @@ fn run_teragen(
     counters.add_task(mapreduce::TaskCounter::MapOutputRecords, out.records);
     shared.busy(true);
     out.close()?;
-    *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+    shared.set_counters(counters);
     commit(conf, dfs, am, attempt, committer)?;
     Ok(String::new())
 }
@@ -497,7 +506,7 @@ fn run_map(
         counters.add_task(mapreduce::TaskCounter::MapOutputRecords, out.records);
         shared.busy(true);
         out.close()?;
-        *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+        shared.set_counters(counters);
         done.store(true, Ordering::Relaxed);
         commit(conf, dfs, am, attempt, &committer)?;
         Ok(String::new())
@@ -514,9 +523,7 @@ fn run_map(
             JobKind::Streaming { mapper, .. } => {
                 let cmd = streaming(mapper, cfg, attempt, shared);
                 let outcome = mapreduce::task::run_streaming_map(&cmd, records, &mut collector)?;
-                if let Some(s) = outcome.status {
-                    *shared.state_text.lock().unwrap_or_else(|e| e.into_inner()) = s;
-                }
+                shared.set_state_text(outcome.status);
             }
             JobKind::Wordcount => count_words(&mut records, &mut collector, budget / 2)?,
             JobKind::Teravalidate => {
@@ -554,7 +561,7 @@ fn run_map(
             mapreduce::task::run_streaming_combiner(&cmd, &dir, reduces, budget, &mut counters)?;
             shared.busy(true);
         }
-        *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+        shared.set_counters(counters);
         done.store(true, Ordering::Relaxed);
         Ok(cfg.shuffle_addr.clone())
     };
@@ -732,9 +739,7 @@ fn run_reduce(
         JobKind::Streaming { reducer: Some(reducer), .. } => {
             let cmd = streaming(reducer, cfg, attempt, shared);
             let outcome = mapreduce::task::run_streaming_reduce(&cmd, merger, &mut out, &mut counters)?;
-            if let Some(s) = outcome.status {
-                *shared.state_text.lock().unwrap_or_else(|e| e.into_inner()) = s;
-            }
+            shared.set_state_text(outcome.status);
         }
         JobKind::Teravalidate => {
             let mut splits = Vec::new();
@@ -766,7 +771,7 @@ fn run_reduce(
     }
     shared.busy(true);
     out.close()?;
-    *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+    shared.set_counters(counters);
     shared.set_progress(0.99);
     commit(conf, dfs, am, attempt, &committer)?;
     Ok(String::new())
