@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_detect;
+mod chaos;
 mod cluster;
 mod datanode_cmd;
 mod dfsadmin_cmd;
@@ -10,6 +11,7 @@ mod job_cmd;
 mod job_logs;
 mod member_cmd;
 mod namenode_cmd;
+mod netcluster;
 mod nodemanager_cmd;
 mod resourcemanager_cmd;
 mod status_cmd;
@@ -61,6 +63,9 @@ enum Cmd {
     Status(status_cmd::StatusArgs),
     /// MapReduce jobs: run (wordcount, grep, sort, streaming), status, list, kill, logs.
     Job(job_cmd::JobArgs),
+    /// Faults on demand against a `herd up` cluster: kill, pause, resume, partition, heal,
+    /// fill-disk, and a seeded random schedule of them.
+    Chaos(chaos::ChaosArgs),
     /// A MapReduce job's ApplicationMaster (run by a NodeManager in the job's first container).
     #[command(hide = true)]
     Appmaster {
@@ -254,6 +259,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Dfsadmin(a) => dfsadmin_cmd::run(a),
         Cmd::Job(a) => std::process::exit(job_cmd::run(a)?),
         Cmd::Status(a) => std::process::exit(status_cmd::run(a)?),
+        Cmd::Chaos(a) => std::process::exit(chaos::run(a)?),
         Cmd::Appmaster { job } => {
             let cfg = mrapp::am::AmConfig::from_env(&job)?;
             match mrapp::am::run(cfg) {
@@ -285,7 +291,9 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Nodemanager(a) => nodemanager_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
-                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) | Cmd::Job(_) | Cmd::Status(_) => unreachable!(),
+                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) | Cmd::Job(_) | Cmd::Status(_) | Cmd::Chaos(_) => {
+                        unreachable!()
+                    }
                     Cmd::Appmaster { .. } | Cmd::Task { .. } => unreachable!(),
                 }
             })

@@ -1,6 +1,6 @@
 //! A small deterministic generator (splitmix64) for the seeded random-history tests of herd's
-//! state machines, so that a failing case is replayed from its seed. No dependency; used only
-//! as a dev-dependency.
+//! state machines, so that a failing case is replayed from its seed. No dependency; used by the
+//! tests and by `herd chaos random` for its replayable schedules.
 
 /// splitmix64.
 pub struct Rng(pub u64);
