@@ -336,6 +336,11 @@ pub fn fill_disk(p: &Proc) -> anyhow::Result<(PathBuf, u64)> {
     Ok((path, written))
 }
 
+/// Whether `fill-disk` may fill `p`'s disk (its data dir is on a small file system).
+pub fn fill_possible(p: &Proc) -> bool {
+    data_dir(p).ok().and_then(|d| fs_space(&d).ok()).is_some_and(|(size, _)| size <= FILL_MAX_BYTES)
+}
+
 /// Removes `fill-disk`'s filler from `p`'s data dir; whether there was one.
 pub fn free_disk(p: &Proc) -> anyhow::Result<bool> {
     let path = data_dir(p)?.join(FILLER);

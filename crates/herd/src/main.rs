@@ -6,6 +6,7 @@ mod chaos;
 mod cluster;
 mod datanode_cmd;
 mod dfsadmin_cmd;
+mod disks;
 mod fs_cmd;
 mod job_cmd;
 mod job_logs;

@@ -39,6 +39,8 @@ pub const NM_MEMORY_MB_DEFAULT: u64 = 4096;
 pub const NM_VCORES_DEFAULT: u32 = 4;
 /// Ensemble sizes `--keepers` accepts: odd, so a majority survives the loss of a minority.
 const KEEPERS_ALLOWED: [u8; 3] = [1, 3, 5];
+/// The smallest `--disk-mb`: room for two default blocks.
+const DISK_MB_MIN: u64 = 256;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 // Keeper I's ports are the defaults plus I - 1: with at most five keepers the client ports span
@@ -74,6 +76,10 @@ pub struct UpArgs {
     /// Virtual cores each NodeManager offers containers.
     #[arg(long, value_name = "N", default_value_t = NM_VCORES_DEFAULT)]
     nm_vcores: u32,
+    /// Give each DataNode a disk of its own: a tmpfs of this many MiB at its data dir (in
+    /// memory), which `herd chaos fill-disk` can fill. Needs root.
+    #[arg(long, value_name = "MIB")]
+    disk_mb: Option<u64>,
     #[command(flatten)]
     restart: RestartArgs,
 }
@@ -381,6 +387,25 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
         roles.extend(compute);
     }
 
+    let small_disks: Vec<PathBuf> = match a.disk_mb {
+        Some(_) => (1..=a.datanodes).map(|id| a.dir.join(format!("datanode-{id}"))).collect(),
+        None => Vec::new(),
+    };
+    if let Some(mb) = a.disk_mb {
+        anyhow::ensure!(
+            mb >= DISK_MB_MIN,
+            "--disk-mb {mb}: a DataNode's disk needs at least {DISK_MB_MIN} MiB (the NameNode places a block only \
+             on a node with room for a whole 128 MiB block; 512 leaves room for several)"
+        );
+        crate::disks::mount(&small_disks, mb)?;
+    }
+    let result = run_roles(&a, roles).await;
+    crate::disks::unmount(&small_disks);
+    result
+}
+
+/// Starts the roles, supervises them until a stop signal, and stops them in tiers.
+async fn run_roles(a: &UpArgs, roles: Vec<Role>) -> anyhow::Result<()> {
     // Every child is spawned before any is waited for, so a member that waits for its peers
     // before it reports ready cannot hold up the others' start. A first start that fails stops
     // `herd up` at once with its error (a busy port, a bad flag: restarting would not help);

@@ -72,6 +72,11 @@ impl SyncClient {
         })
     }
 
+    /// How long a reply may take before the call fails with an i/o error (30 s from connect).
+    pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))
+    }
+
     /// Sends one request and returns its reply body; Err(Keeper) for a nonzero error code.
     pub fn call(&mut self, op: OpCode, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         let xid = self.next_xid;

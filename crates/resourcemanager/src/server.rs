@@ -176,7 +176,7 @@ impl Shared {
 
     /// Writes every dirty app to the store (see the module documentation for the order).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let store = self.store.lock().await;
+        let mut store = self.store.lock().await;
         let snapshots: Vec<StoredApp> = {
             let mut core = self.core();
             let dirty = std::mem::take(&mut core.dirty);
@@ -185,11 +185,16 @@ impl Shared {
         for (i, s) in snapshots.iter().enumerate() {
             if let Err(e) = store.save(s).await {
                 // Mark what was not written dirty again, so the next flush retries it.
-                let mut core = self.core();
-                for s in &snapshots[i..] {
-                    if let Some(app) = core.app_of(&s.app_id) {
-                        core.dirty.insert(app);
+                {
+                    let mut core = self.core();
+                    for s in &snapshots[i..] {
+                        if let Some(app) = core.app_of(&s.app_id) {
+                            core.dirty.insert(app);
+                        }
                     }
+                }
+                if let Err(renew) = store.renew(&e).await {
+                    tracing::warn!("renewing the RM store's session: {renew}");
                 }
                 return Err(e);
             }

@@ -75,9 +75,12 @@ pub enum StoreError {
 }
 
 /// The store: one keeper session of its own (not the membership's, whose expiry means
-/// something else).
+/// something else). The store holds no ephemeral node and no watch, so an expired session is
+/// simply replaced ([`Store::renew`]): a keeper paused or cut off for longer than the session
+/// time-out must not leave the RM unable to write for the rest of its life.
 pub struct Store {
     session: Session,
+    cfg: ClientConfig,
 }
 
 fn apps_dir() -> String {
@@ -94,10 +97,23 @@ pub fn app_path(app: &ApplicationId) -> String {
 
 impl Store {
     pub async fn open(cfg: ClientConfig) -> Result<Store, StoreError> {
-        let session = Session::connect(cfg).await?;
+        let session = Session::connect(cfg.clone()).await?;
         member::view::ensure_path(&session, &apps_dir()).await?;
         member::view::ensure_path(&session, &seq_dir()).await?;
-        Ok(Store { session })
+        Ok(Store { session, cfg })
+    }
+
+    /// Replaces the session with a new one if the keeper ended it (a write failed with
+    /// `Expired`); the next write then goes through.
+    pub async fn renew(&mut self, after: &StoreError) -> Result<(), StoreError> {
+        if !matches!(after, StoreError::Keeper(client::Error::Expired)) {
+            return Ok(());
+        }
+        let fresh = Session::connect(self.cfg.clone()).await?;
+        tracing::warn!("the RM store's keeper session expired; writing through a new one");
+        let old = std::mem::replace(&mut self.session, fresh);
+        let _ = old.close().await;
+        Ok(())
     }
 
     /// The container-token key, made on the first start of the first RM.

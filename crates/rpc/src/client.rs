@@ -120,8 +120,8 @@ impl RpcClient {
         &self.caller
     }
 
-    /// Calls `req` and waits for its response, retrying on a broken connection with the same
-    /// call id (see the module documentation).
+    /// Calls `req` and waits for its response, retrying on a broken connection or a
+    /// `RetriableException` answer with the same call id (see the module documentation).
     pub fn call<Q: Message + Clone, A: Message>(&mut self, req: &Q) -> Result<A, CallError> {
         let call_id = self.next_call;
         self.next_call += 1;
@@ -129,6 +129,13 @@ impl RpcClient {
         let mut pause = self.policy.first_pause;
         loop {
             match self.attempt(call_id, req) {
+                Ok(Response { result: Err(e), .. })
+                    if e.class == crate::frame::RETRIABLE_EXCEPTION
+                        && started.elapsed() + pause <= self.policy.retry_for =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
                 Ok(resp) => return resp.result.map_err(CallError::Remote),
                 Err(e) => {
                     self.stream = None;

@@ -202,6 +202,11 @@ wire_struct! {
     }
 }
 
+/// Hadoop IPC's "try the same call again": the server could not complete it now (its store
+/// was unreachable) and nothing of it took effect that a retry would repeat. [`crate::client`]
+/// retries it as it retries a broken connection.
+pub const RETRIABLE_EXCEPTION: &str = "org.apache.hadoop.ipc.RetriableException";
+
 impl RemoteError {
     pub fn new(class: impl Into<String>, message: impl Into<String>) -> Self {
         RemoteError { class: class.into(), message: message.into() }

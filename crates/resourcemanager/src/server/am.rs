@@ -4,7 +4,7 @@ use compute_proto::errors;
 use compute_proto::ids::ApplicationAttemptId;
 use compute_proto::records::{self as rec, FinalApplicationStatus};
 use compute_proto::{ApplicationMasterRequest as Q, ApplicationMasterResponse as A};
-use rpc::frame::RemoteError;
+use rpc::frame::{RemoteError, RETRIABLE_EXCEPTION};
 
 use super::{completed_status, exits, Core, Shared};
 use crate::attempts::{Error, FinalStatus};
@@ -20,7 +20,12 @@ pub(super) async fn handle(shared: &Shared, req: Q) -> Result<A, RemoteError> {
         Q::RegisterApplicationMaster { attempt, host, rpc_port, tracking_url } => {
             let mut core = shared.core();
             let a = current(&core, &attempt)?;
-            core.attempts.am_registered(a, now).map_err(|e| fenced(e, &attempt))?;
+            match core.attempts.am_registered(a, now) {
+                // A retried Register (its answer was lost, or the store could not record it
+                // and the AM was told to retry): the same answer again.
+                Ok(()) | Err(Error::AlreadyRegistered(_)) => {}
+                Err(e) => return Err(fenced(e, &attempt)),
+            }
             if let Some(info) = core.apps.get_mut(&a.app) {
                 info.am_host = host;
                 info.am_rpc_port = rpc_port;
@@ -84,7 +89,7 @@ pub(super) async fn handle(shared: &Shared, req: Q) -> Result<A, RemoteError> {
     };
     // Register and Finish change the stored attempt; the write comes before the answer.
     if !matches!(answer, A::Allocated { .. }) {
-        shared.flush().await.map_err(|e| RemoteError::new(errors::YARN_EXCEPTION, e.to_string()))?;
+        shared.flush().await.map_err(|e| RemoteError::new(RETRIABLE_EXCEPTION, format!("the RM store: {e}")))?;
     }
     Ok(answer)
 }

@@ -4,7 +4,7 @@ use compute_proto::errors;
 use compute_proto::ids::ApplicationId;
 use compute_proto::records::{self as rec, NodeState};
 use compute_proto::{ApplicationClientRequest as Q, ApplicationClientResponse as A};
-use rpc::frame::{RemoteError, Request};
+use rpc::frame::{RemoteError, Request, RETRIABLE_EXCEPTION};
 
 use super::{now_wall_ms, AppInfo, Shared};
 use crate::types::AppId;
@@ -34,7 +34,7 @@ pub(super) async fn handle(shared: &Shared, req: Request<Q>) -> Result<A, Remote
                 let d = core.attempts.kill(app, "Application killed by user.").map_err(yarn)?;
                 shared.apply(&mut core, d);
             }
-            shared.flush().await.map_err(|e| RemoteError::new(errors::YARN_EXCEPTION, e.to_string()))?;
+            shared.flush().await.map_err(|e| RemoteError::new(RETRIABLE_EXCEPTION, format!("the RM store: {e}")))?;
             Ok(A::KillRequested { completed: true })
         }
         Q::GetClusterNodes { states } => {
@@ -99,7 +99,21 @@ async fn submit(shared: &Shared, user: String, mut submission: rec::ApplicationS
             return Err(yarn(format!("too many unfinished applications ({live})")));
         }
     }
-    let seq = shared.store.lock().await.next("app").await.map_err(yarn)?;
+    let seq = {
+        let mut store = shared.store.lock().await;
+        match store.next("app").await {
+            Ok(seq) => seq,
+            // An expired store session is replaced and the number asked for again (a number
+            // taken by a lost answer is skipped: ids need not be dense).
+            Err(e) => {
+                store.renew(&e).await.map_err(yarn)?;
+                store
+                    .next("app")
+                    .await
+                    .map_err(|e| RemoteError::new(RETRIABLE_EXCEPTION, format!("the RM store: {e}")))?
+            }
+        }
+    };
     let seq = u32::try_from(seq).map_err(|_| yarn("application sequence exhausted"))?;
     let id = ApplicationId { cluster_ts: shared.cluster_ts, seq };
     let app = AppId(u64::from(seq));
@@ -133,7 +147,7 @@ async fn submit(shared: &Shared, user: String, mut submission: rec::ApplicationS
         let mut core = shared.core();
         core.apps.remove(&app);
         let _ = core.attempts.kill(app, "not stored");
-        return Err(yarn(format!("storing {id}: {e}")));
+        return Err(RemoteError::new(RETRIABLE_EXCEPTION, format!("storing {id}: {e}")));
     }
     {
         let mut core = shared.core();
