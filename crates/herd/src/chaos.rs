@@ -228,9 +228,29 @@ pub fn is_paused(pid: i32) -> bool {
     matches!(stat(pid), Some((_, 'T')))
 }
 
+/// The NodeManager of `roles` that `pid` descends from (a container runs under a launcher or
+/// two at most).
+pub fn parent_nodemanager(pid: i32, roles: &[Proc]) -> Option<&Proc> {
+    let mut up = pid;
+    for _ in 0..8 {
+        match stat(up) {
+            Some((ppid, _)) => {
+                if let Some(nm) = roles.iter().find(|p| p.role == "nodemanager" && p.pid == ppid) {
+                    return Some(nm);
+                }
+                if ppid <= 1 {
+                    return None;
+                }
+                up = ppid;
+            }
+            None => return None,
+        }
+    }
+    None
+}
+
 /// ApplicationMaster and task processes that descend from one of the cluster's NodeManagers.
 fn container_procs(roles: &[Proc]) -> Vec<Proc> {
-    let nms: Vec<i32> = roles.iter().filter(|p| p.role == "nodemanager").map(|p| p.pid).collect();
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     let mut found = Vec::new();
     for e in entries.flatten() {
@@ -241,21 +261,7 @@ fn container_procs(roles: &[Proc]) -> Vec<Proc> {
             Some("task") if args.get(2).map(String::as_str) == Some("--am") => "task",
             _ => continue,
         };
-        // Up the parent chain to a NodeManager of this cluster (a container runs under a
-        // launcher or two at most).
-        let mut up = pid;
-        let mut nm = None;
-        for _ in 0..8 {
-            match stat(up) {
-                Some((ppid, _)) if nms.contains(&ppid) => {
-                    nm = roles.iter().find(|p| p.pid == ppid);
-                    break;
-                }
-                Some((ppid, _)) if ppid > 1 => up = ppid,
-                _ => break,
-            }
-        }
-        let Some(nm) = nm else { continue };
+        let Some(nm) = parent_nodemanager(pid, roles) else { continue };
         let id = std::fs::read(format!("/proc/{pid}/environ"))
             .ok()
             .and_then(|env| {

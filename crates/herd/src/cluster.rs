@@ -36,6 +36,18 @@ pub fn role_addr_in(text: &str, role: &str, key: &str) -> Result<String, String>
         .ok_or_else(|| format!("no {role} with a {key} address"))
 }
 
+/// The `key` address of the process `role`:`id` in cluster.json's text.
+pub fn role_addr_of(text: &str, role: &str, id: &str, key: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.get("processes")?
+        .as_array()?
+        .iter()
+        .find(|p| p["role"] == role && p["id"] == id)
+        .and_then(|p| p["addrs"][key].as_str())
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

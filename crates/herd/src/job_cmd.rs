@@ -176,7 +176,7 @@ fn parse_app(s: &str) -> anyhow::Result<ApplicationId> {
     s.parse().with_context(|| format!("{s:?} is not an application id"))
 }
 
-fn rm_client(addr: &str, user: &str) -> RpcClient {
+pub(crate) fn rm_client(addr: &str, user: &str) -> RpcClient {
     RpcClient::new(
         addr.to_owned(),
         Protocol::ClientResourceManager,
@@ -185,7 +185,7 @@ fn rm_client(addr: &str, user: &str) -> RpcClient {
     )
 }
 
-fn app_report(rm: &mut RpcClient, app: ApplicationId) -> anyhow::Result<ApplicationReport> {
+pub(crate) fn app_report(rm: &mut RpcClient, app: ApplicationId) -> anyhow::Result<ApplicationReport> {
     match rm.call::<_, A>(&Q::GetApplicationReport { app_id: app })? {
         A::Report { report } => Ok(report),
         other => bail!("unexpected answer: {other:?}"),
@@ -193,7 +193,7 @@ fn app_report(rm: &mut RpcClient, app: ApplicationId) -> anyhow::Result<Applicat
 }
 
 /// The job's own report: from its AM while it runs, else from the report file it left.
-fn job_report(r: &ApplicationReport, namenode: Option<&str>, user: &str) -> Option<JobReport> {
+pub(crate) fn job_report(r: &ApplicationReport, namenode: Option<&str>, user: &str) -> Option<JobReport> {
     if !r.state.is_final() && r.am_rpc_port != 0 {
         if let Ok(j) = mrapp::am::fetch_report(&format!("{}:{}", r.am_host, r.am_rpc_port), user) {
             return Some(j);

@@ -5,6 +5,7 @@ mod bench_detect;
 mod chaos;
 mod cluster;
 mod datanode_cmd;
+mod demo;
 mod dfsadmin_cmd;
 mod disks;
 mod fs_cmd;
@@ -67,6 +68,11 @@ enum Cmd {
     /// Faults on demand against a `herd up` cluster: kill, pause, resume, partition, heal,
     /// fill-disk, and a seeded random schedule of them.
     Chaos(chaos::ChaosArgs),
+    /// See it for yourself: a cluster in a temporary dir, a wordcount job run while a
+    /// DataNode, a NodeManager and a task attempt are killed and another attempt hangs; a
+    /// timeline of each fault injected, detected and repaired; exit 0 only if the output is
+    /// correct.
+    Demo(demo::DemoArgs),
     /// A MapReduce job's ApplicationMaster (run by a NodeManager in the job's first container).
     #[command(hide = true)]
     Appmaster {
@@ -261,6 +267,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Job(a) => std::process::exit(job_cmd::run(a)?),
         Cmd::Status(a) => std::process::exit(status_cmd::run(a)?),
         Cmd::Chaos(a) => std::process::exit(chaos::run(a)?),
+        Cmd::Demo(a) => std::process::exit(demo::run(a)?),
         Cmd::Appmaster { job } => {
             let cfg = mrapp::am::AmConfig::from_env(&job)?;
             match mrapp::am::run(cfg) {
@@ -292,7 +299,13 @@ fn main() -> anyhow::Result<()> {
                     Cmd::Nodemanager(a) => nodemanager_cmd::run(a, reporter).await,
                     Cmd::Bench(BenchCmd::Keeper(a)) => bench::run(a).await,
                     Cmd::Bench(BenchCmd::Detect(a)) => bench_detect::run(a).await,
-                    Cmd::Zk(_) | Cmd::Fs(_) | Cmd::Dfsadmin(_) | Cmd::Job(_) | Cmd::Status(_) | Cmd::Chaos(_) => {
+                    Cmd::Zk(_)
+                    | Cmd::Fs(_)
+                    | Cmd::Dfsadmin(_)
+                    | Cmd::Job(_)
+                    | Cmd::Status(_)
+                    | Cmd::Chaos(_)
+                    | Cmd::Demo(_) => {
                         unreachable!()
                     }
                     Cmd::Appmaster { .. } | Cmd::Task { .. } => unreachable!(),

@@ -24,7 +24,7 @@ use compute_proto::ids::{ApplicationId, ContainerId, NodeId, TaskAttemptId, Task
 use compute_proto::records::{exit_status, Container, ContainerStatus, Progress, Resource, ResourceRequest};
 use compute_proto::umbilical::{Counter, FileSplit, MapCompletionEvent, MapEventStatus, Phase, TaskSpec, TaskStatus};
 
-use crate::report::{JobReport, TaskCounts};
+use crate::report::{AttemptReport, JobReport, TaskCounts};
 
 /// Ask priorities (lower first), as MapReduce's RMContainerAllocator: re-runs of failed maps
 /// first, then reduces, then maps.
@@ -788,7 +788,30 @@ impl JobCore {
             reduces: counts(TaskType::Reduce),
             counters,
             diagnostics,
+            attempts: self.attempt_reports(),
         }
+    }
+
+    fn attempt_reports(&self) -> Vec<AttemptReport> {
+        let mut out: Vec<AttemptReport> = self
+            .attempts
+            .values()
+            .map(|a| AttemptReport {
+                attempt: a.id.to_string(),
+                container: a.container.map(|c| c.to_string()).unwrap_or_default(),
+                node: a.node.as_ref().map(|n| format!("{}:{}", n.host, n.port)).unwrap_or_default(),
+                state: match a.state {
+                    AttemptState::Waiting => "WAITING",
+                    AttemptState::Running => "RUNNING",
+                    AttemptState::Succeeded => "SUCCEEDED",
+                    AttemptState::Failed => "FAILED",
+                    AttemptState::Killed => "KILLED",
+                }
+                .to_owned(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.attempt.cmp(&b.attempt));
+        out
     }
 
     /// The phase of an attempt's last report (for logs).

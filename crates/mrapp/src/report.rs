@@ -18,6 +18,19 @@ pub struct TaskCounts {
     pub killed_attempts: u32,
 }
 
+/// One task attempt: which container ran it where, and how it ended (Hadoop's
+/// `mapred job -list-attempt-ids` with its TaskAttemptReport's state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    pub attempt: String,
+    /// The container (empty while it waits for one).
+    pub container: String,
+    /// The NodeManager's host:port (empty while it waits).
+    pub node: String,
+    /// WAITING, RUNNING, SUCCEEDED, FAILED or KILLED.
+    pub state: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobReport {
     /// The application id (a job is one application).
@@ -36,6 +49,9 @@ pub struct JobReport {
     pub counters: BTreeMap<String, BTreeMap<String, i64>>,
     /// Why it failed, and each attempt that failed or was killed.
     pub diagnostics: String,
+    /// Every attempt of this AM attempt's tasks, by attempt id (absent in older reports).
+    #[serde(default)]
+    pub attempts: Vec<AttemptReport>,
 }
 
 impl JobReport {

@@ -237,13 +237,14 @@ impl Shared {
         });
     }
 
-    /// Reads the RM's secret from the keeper again, unless it was read less than a second
-    /// ago; true if it changed.
+    /// Reads the RM's secret from the keeper again, unless one was read less than a second
+    /// ago; true if it changed. Without a secret it always reads: a token arriving just after
+    /// a first read found none (the RM made its secret meanwhile) must not be refused.
     pub(crate) async fn reread_secret(&self) -> bool {
         let _one_at_a_time = self.secret_reread.lock().await;
         {
             let mut st = self.lock();
-            if st.secret_read.is_some_and(|t| t.elapsed() < SECRET_REREAD) {
+            if st.secret.is_some() && st.secret_read.is_some_and(|t| t.elapsed() < SECRET_REREAD) {
                 return false;
             }
             st.secret_read = Some(Instant::now());

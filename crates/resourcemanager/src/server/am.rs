@@ -147,7 +147,12 @@ fn allocate(
             .map(|r| ContainerRequest {
                 priority: r.priority,
                 resources: Resources::new(r.resource.memory_mb, r.resource.vcores),
-                nodes: r.nodes.iter().filter_map(|h| node_by_host(core, h)).collect(),
+                nodes: {
+                    let mut nodes: Vec<String> = r.nodes.iter().flat_map(|h| nodes_by_host(core, h)).collect();
+                    nodes.sort();
+                    nodes.dedup();
+                    nodes
+                },
                 racks: r.racks.clone(),
                 relax_locality: r.relax_locality,
                 count: r.count,
@@ -164,10 +169,13 @@ fn node_named(core: &Core, n: &compute_proto::ids::NodeId) -> Option<String> {
     core.nodes.iter().find(|(_, i)| i.ctl_addr == *n).map(|(id, _)| id.clone())
 }
 
-/// The member id of a NodeManager on `host` (a host name or a member id).
-fn node_by_host(core: &Core, host: &str) -> Option<String> {
+/// The member ids of the NodeManagers `host` names: the one with that member id, or every
+/// one on that host (YARN's host-level ask: any NodeManager of the host is node-local; several
+/// run on one host in `herd up`, and an ask that named only the first of them kept the
+/// others idle while that one took every map as it freed a slot).
+fn nodes_by_host(core: &Core, host: &str) -> Vec<String> {
     if core.nodes.contains_key(host) {
-        return Some(host.to_string());
+        return vec![host.to_string()];
     }
-    core.nodes.iter().find(|(_, i)| i.ctl_addr.host == host).map(|(id, _)| id.clone())
+    core.nodes.iter().filter(|(_, i)| i.ctl_addr.host == host).map(|(id, _)| id.clone()).collect()
 }
