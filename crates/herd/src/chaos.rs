@@ -25,6 +25,13 @@ pub struct ChaosArgs {
     cmd: ChaosCmd,
 }
 
+impl ChaosArgs {
+    /// The `herd up` cluster dir (--cluster, HERD_CLUSTER or the default).
+    pub fn cluster_dir(&self) -> &std::path::Path {
+        &self.cluster
+    }
+}
+
 #[derive(Subcommand)]
 enum ChaosCmd {
     /// kill -9 a process; `herd up`'s supervisor restarts a role (a container's process is
@@ -123,7 +130,7 @@ impl Target {
         Ok(Target { role: role.to_owned(), id })
     }
 
-    fn matches(&self, p: &Proc) -> bool {
+    pub fn matches(&self, p: &Proc) -> bool {
         if p.role != self.role {
             return false;
         }

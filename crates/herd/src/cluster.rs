@@ -7,6 +7,27 @@
 use anyhow::Context;
 use std::path::Path;
 
+/// The client namespace of a `herd up --netns` cluster (cluster.json's `netns.client`), or
+/// None: a cluster on loopback, or no cluster.json (the command says so itself).
+pub fn client_netns(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("cluster.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["netns"]["client"].as_str().map(str::to_owned)
+}
+
+/// Moves the calling thread into the cluster's client namespace, if it has one, so that the
+/// roles' addresses on the bridge are reachable. Call it before any other thread starts.
+pub fn enter_client_netns(dir: &Path) -> anyhow::Result<()> {
+    let Some(ns) = client_netns(dir) else { return Ok(()) };
+    netns::join(&ns).map_err(|e| {
+        anyhow::anyhow!(
+            "the cluster in {} runs in network namespaces (herd up --netns); its clients run in {ns}: {e} \
+             (as root, and while `herd up` runs)",
+            dir.display()
+        )
+    })
+}
+
 /// The ResourceManager's client RPC address (YARN's `yarn.resourcemanager.address`) of the
 /// `herd up` cluster in `dir`.
 pub fn rm_addr_from_cluster(dir: &Path) -> anyhow::Result<String> {

@@ -18,6 +18,13 @@ pub struct DfsadminArgs {
     cmd: DfsadminCmd,
 }
 
+impl DfsadminArgs {
+    /// The `herd up` cluster dir given (--cluster or HERD_CLUSTER), if any.
+    pub fn cluster_dir(&self) -> Option<&std::path::Path> {
+        self.cluster.as_deref()
+    }
+}
+
 #[derive(Subcommand)]
 enum DfsadminCmd {
     /// Every DataNode: address, rack, state (In Service, Decommission In Progress,

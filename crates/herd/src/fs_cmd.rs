@@ -34,6 +34,13 @@ pub struct FsArgs {
     cmd: FsCmd,
 }
 
+impl FsArgs {
+    /// The `herd up` cluster dir given (--cluster or HERD_CLUSTER), if any.
+    pub fn cluster_dir(&self) -> Option<&std::path::Path> {
+        self.cluster.as_deref()
+    }
+}
+
 #[derive(Subcommand)]
 enum FsCmd {
     /// List directories (or show files): `Found N items`, then one line per entry.

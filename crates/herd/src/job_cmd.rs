@@ -38,6 +38,13 @@ pub struct JobArgs {
     cmd: JobCmd,
 }
 
+impl JobArgs {
+    /// The `herd up` cluster dir given (--cluster or HERD_CLUSTER), if any.
+    pub fn cluster_dir(&self) -> Option<&std::path::Path> {
+        self.cluster.as_deref()
+    }
+}
+
 #[derive(Subcommand)]
 enum JobCmd {
     /// Run a job: `wordcount IN... OUT`, `grep IN OUT PATTERN`, `sort IN OUT` (a total order

@@ -260,6 +260,24 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Taken before any other thread exists: it removes its variable from the environment.
     let reporter = member::report::Reporter::from_env();
+    // A client of a `herd up --netns` cluster joins its client namespace, and `herd up
+    // --netns` makes its namespaces and joins its own: on this, the only thread, so that every
+    // thread started later is born there (a network namespace is per thread).
+    let cluster_dir = match &cli.cmd {
+        Cmd::Fs(a) => a.cluster_dir(),
+        Cmd::Dfsadmin(a) => a.cluster_dir(),
+        Cmd::Job(a) => a.cluster_dir(),
+        Cmd::Status(a) => Some(a.cluster_dir()),
+        Cmd::Chaos(a) => Some(a.cluster_dir()),
+        _ => None,
+    };
+    if let Some(dir) = cluster_dir {
+        cluster::enter_client_netns(dir)?;
+    }
+    let up_network = match &cli.cmd {
+        Cmd::Up(a) => Some(up::network(a)?),
+        _ => None,
+    };
     match cli.cmd {
         Cmd::Zk(a) => zk::run(a),
         Cmd::Fs(a) => fs_cmd::run(a),
@@ -290,7 +308,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(async move {
                 match cmd {
                     Cmd::Keeper(a) => run_keeper(a, reporter).await,
-                    Cmd::Up(a) => up::run(a).await,
+                    Cmd::Up(a) => up::run(a, up_network.expect("made above for herd up")).await,
                     Cmd::Supervise(a) => supervise::run_cli(a).await,
                     Cmd::Member(a) => member_cmd::run(a, reporter).await,
                     Cmd::Datanode(a) => datanode_cmd::run(a, reporter).await,

@@ -23,6 +23,13 @@ pub struct StatusArgs {
     cluster: PathBuf,
 }
 
+impl StatusArgs {
+    /// The `herd up` cluster dir (--cluster, HERD_CLUSTER or the default).
+    pub fn cluster_dir(&self) -> &std::path::Path {
+        &self.cluster
+    }
+}
+
 /// The membership groups herd's roles join.
 const GROUPS: [&str; 5] = ["keeper", "namenode", "datanode", "resourcemanager", "nodemanager"];
 const PART_TIMEOUT: Duration = Duration::from_secs(5);

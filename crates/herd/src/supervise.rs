@@ -159,6 +159,9 @@ pub struct ChildSpec {
     pub ready_timeout: Duration,
     pub stop_timeout: Duration,
     pub policy: RestartPolicy,
+    /// The network namespace (a name `ip netns` lists) the child runs in; None: the
+    /// supervisor's own.
+    pub netns: Option<String>,
 }
 
 impl ChildSpec {
@@ -245,9 +248,19 @@ impl Incarnation {
             .stderr(log("stderr")?)
             .kill_on_drop(true);
         let write_fd = write_end.as_raw_fd();
+        // Opened here, since pre_exec may not allocate; close-on-exec, so only the fork holds
+        // it, and it lives until the child has exec'd (the end of this function).
+        let netns = match &spec.netns {
+            Some(ns) => Some(
+                std::fs::File::open(format!("/var/run/netns/{ns}"))
+                    .with_context(|| format!("opening network namespace {ns} for {}", spec.name))?,
+            ),
+            None => None,
+        };
+        let netns_fd = netns.as_ref().map(|f| f.as_raw_fd());
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: between fork and exec the closure makes only async-signal-safe calls
-        // (prctl, getppid, setpgid, dup2, fcntl) and allocates nothing.
+        // (prctl, getppid, setpgid, setns, dup2, fcntl) and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 // The kernel SIGTERMs the child if this supervisor dies, even by kill -9, so no
@@ -261,6 +274,14 @@ impl Incarnation {
                 // supervisor alone decides how children stop, and never mistakes that for a
                 // crash to restart.
                 libc::setpgid(0, 0);
+                // Into the role's network namespace (`herd up --netns`) by setns rather than
+                // by running `ip netns exec`: the child is the herd process from its first
+                // instruction, with no mount namespace of ip's, and a restart needs no ip.
+                if let Some(fd) = netns_fd {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 // The write end on CHILD_FD, open across exec. dup2 replaces whatever the
                 // child had there (the read end, if pipe2 handed out fd 3: it is close-on-exec
                 // and not the child's business). If the write end already is CHILD_FD, dup2
@@ -594,6 +615,7 @@ pub async fn run_cli(a: SuperviseArgs) -> anyhow::Result<()> {
         ready_timeout: Duration::ZERO,
         stop_timeout: STOP_TIMEOUT,
         policy: a.restart.policy(),
+        netns: None,
     };
     // Listening before the first start, so that a signal is never missed.
     let stop_signal = crate::stop_signal();

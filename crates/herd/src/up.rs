@@ -1,4 +1,5 @@
-//! `herd up`: a whole cluster on one machine as supervised child processes on loopback.
+//! `herd up`: a whole cluster on one machine as supervised child processes on loopback, or
+//! (`--netns`) each role in a network namespace of its own (`up::network`).
 //!
 //! The cluster is keepers (one standalone keeper, or an ensemble of 3 or 5: `--keepers`), a
 //! file system: one NameNode and `--datanodes` DataNodes (default 3; 0 for none), and compute:
@@ -10,9 +11,13 @@
 //! writes `cluster.json`, from the statuses the supervisors send. Roles stop in tiers (see
 //! [`Role::stop_tier`]): compute, then the file system, keepers last.
 
+mod network;
+
 use crate::supervise::{self, ChildSpec, Incarnation, RestartArgs, State, Status};
 use anyhow::Context;
 use clap::Args;
+use network::NetnsInfo;
+pub use network::Network;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +85,11 @@ pub struct UpArgs {
     /// memory), which `herd chaos fill-disk` can fill. Needs root.
     #[arg(long, value_name = "MIB")]
     disk_mb: Option<u64>,
+    /// Run each role in a network namespace of its own, with its own address on a bridge, so
+    /// that `herd chaos partition` cuts real links (root, iproute2 and nftables needed). Client
+    /// commands given the cluster dir enter its client namespace themselves.
+    #[arg(long)]
+    netns: bool,
     #[command(flatten)]
     restart: RestartArgs,
 }
@@ -111,11 +121,19 @@ struct ProcessEntry {
     /// Why the role was given up on (state "failed").
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The role's network namespace and address (`--netns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
 }
 
 #[derive(Serialize)]
 struct ClusterFile {
     processes: Vec<ProcessEntry>,
+    /// The cluster's namespaces (`--netns`): prefix, switch, and the client namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<NetnsInfo>,
 }
 
 /// One role's child: what it is in cluster.json, and how to start it.
@@ -148,7 +166,13 @@ const STOP_TIERS: usize = 4;
 
 /// One keeper per id 1..=N. A standalone keeper gets exactly the flags it always had; ensemble
 /// members also get their id and every member's peer address, themselves included.
-fn keeper_specs(dir: &Path, keepers: u8, port_base: u16, restart: &RestartArgs) -> anyhow::Result<Vec<Role>> {
+fn keeper_specs(
+    dir: &Path,
+    keepers: u8,
+    port_base: u16,
+    net: &Network,
+    restart: &RestartArgs,
+) -> anyhow::Result<Vec<Role>> {
     let port = |default: u16, id: u8| {
         default
             .checked_add(port_base)
@@ -158,11 +182,11 @@ fn keeper_specs(dir: &Path, keepers: u8, port_base: u16, restart: &RestartArgs) 
     let program = std::env::current_exe().context("locating the herd binary")?;
     let mut peers = Vec::new();
     for id in 1..=keepers {
-        peers.push(format!("{id}=127.0.0.1:{}", port(KEEPER_PEER_PORT, id)?));
+        peers.push(format!("{id}={}:{}", net.ip("keeper", &id.to_string()), port(KEEPER_PEER_PORT, id)?));
     }
     let mut clients = Vec::new();
     for id in 1..=keepers {
-        clients.push(format!("127.0.0.1:{}", port(KEEPER_CLIENT_PORT, id)?));
+        clients.push(format!("{}:{}", net.ip("keeper", &id.to_string()), port(KEEPER_CLIENT_PORT, id)?));
     }
     let mut roles = Vec::new();
     for id in 1..=keepers {
@@ -182,7 +206,8 @@ fn keeper_specs(dir: &Path, keepers: u8, port_base: u16, restart: &RestartArgs) 
             for p in &peers {
                 args.extend(["--peer".to_owned(), p.clone()]);
             }
-            known_addrs.insert("peer".to_owned(), format!("127.0.0.1:{}", port(KEEPER_PEER_PORT, id)?));
+            let ip = net.ip("keeper", &id.to_string());
+            known_addrs.insert("peer".to_owned(), format!("{ip}:{}", port(KEEPER_PEER_PORT, id)?));
         }
         let spec = ChildSpec {
             name: format!("keeper {id}"),
@@ -194,6 +219,7 @@ fn keeper_specs(dir: &Path, keepers: u8, port_base: u16, restart: &RestartArgs) 
             ready_timeout: READY_TIMEOUT,
             stop_timeout: supervise::STOP_TIMEOUT,
             policy: restart.policy(),
+            netns: net.netns("keeper", &id.to_string()),
         };
         roles.push(Role { role: "keeper", id: id.to_string(), spec, client_addr: Some(client_addr) });
     }
@@ -201,11 +227,11 @@ fn keeper_specs(dir: &Path, keepers: u8, port_base: u16, restart: &RestartArgs) 
 }
 
 /// The NameNode's RPC address under `--port-base`.
-fn namenode_rpc(port_base: u16) -> anyhow::Result<String> {
+fn namenode_rpc(port_base: u16, net: &Network) -> anyhow::Result<String> {
     let port = NAMENODE_RPC_PORT
         .checked_add(port_base)
         .with_context(|| format!("--port-base {port_base} pushes the namenode's port past 65535"))?;
-    Ok(format!("127.0.0.1:{port}"))
+    Ok(format!("{}:{port}", net.ip("namenode", "1")))
 }
 
 /// The file system: a NameNode on its fixed port and `datanodes` DataNodes on free ports, all
@@ -215,15 +241,16 @@ fn dfs_specs(
     datanodes: u16,
     port_base: u16,
     keepers: &str,
+    net: &Network,
     restart: &RestartArgs,
 ) -> anyhow::Result<Vec<Role>> {
     let program = std::env::current_exe().context("locating the herd binary")?;
-    let rpc = namenode_rpc(port_base)?;
+    let rpc = namenode_rpc(port_base, net)?;
     let http_port = NAMENODE_HTTP_PORT
         .checked_add(port_base)
         .with_context(|| format!("--port-base {port_base} pushes the namenode's HTTP port past 65535"))?;
-    let spec = |name: String, args: Vec<String>, log: &str, ready: &str| ChildSpec {
-        name,
+    let spec = |(role, id): (&str, &str), args: Vec<String>, log: &str, ready: &str| ChildSpec {
+        name: format!("{role} {id}"),
         program: program.clone(),
         args: args.into_iter().map(Into::into).collect(),
         log: Some(dir.join(log)),
@@ -232,6 +259,7 @@ fn dfs_specs(
         ready_timeout: READY_TIMEOUT,
         stop_timeout: supervise::STOP_TIMEOUT,
         policy: restart.policy(),
+        netns: net.netns(role, id),
     };
     let d = |sub: &str| dir.join(sub).display().to_string();
     let nn_args = vec![
@@ -241,14 +269,14 @@ fn dfs_specs(
         "--listen".to_owned(),
         rpc.clone(),
         "--http".to_owned(),
-        format!("127.0.0.1:{http_port}"),
+        format!("{}:{http_port}", net.ip("namenode", "1")),
         "--keepers".to_owned(),
         keepers.to_owned(),
     ];
     let mut roles = vec![Role {
         role: "namenode",
         id: "1".to_owned(),
-        spec: spec("namenode 1".into(), nn_args, "namenode-1.log", "herd namenode ready "),
+        spec: spec(("namenode", "1"), nn_args, "namenode-1.log", "herd namenode ready "),
         client_addr: None,
     }];
     for id in 1..=datanodes {
@@ -263,11 +291,11 @@ fn dfs_specs(
             "--keepers".to_owned(),
             keepers.to_owned(),
             "--listen-data".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            format!("{}:0", net.ip("datanode", &id.to_string())),
             "--listen-http".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            format!("{}:0", net.ip("datanode", &id.to_string())),
         ];
-        let s = spec(format!("datanode {id}"), args, &format!("datanode-{id}.log"), "herd datanode ready ");
+        let s = spec(("datanode", &id.to_string()), args, &format!("datanode-{id}.log"), "herd datanode ready ");
         roles.push(Role { role: "datanode", id: id.to_string(), spec: s, client_addr: None });
     }
     Ok(roles)
@@ -282,6 +310,9 @@ struct NmResources {
 /// Compute: a ResourceManager on its fixed port and `nodemanagers` NodeManagers (`nm1`..) on
 /// free ports, all members of the keepers' views. `namenode` is the file system's RPC address,
 /// when one runs, for containers' files from it.
+// Each argument is one of `herd up`'s settings, passed as the file system's specs get theirs;
+// a struct for this one caller would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn compute_specs(
     dir: &Path,
     nodemanagers: u16,
@@ -289,15 +320,16 @@ fn compute_specs(
     keepers: &str,
     namenode: Option<&str>,
     resources: &NmResources,
+    net: &Network,
     restart: &RestartArgs,
 ) -> anyhow::Result<Vec<Role>> {
     let program = std::env::current_exe().context("locating the herd binary")?;
     let rm_port = RESOURCEMANAGER_PORT
         .checked_add(port_base)
         .with_context(|| format!("--port-base {port_base} pushes the resourcemanager's port past 65535"))?;
-    let rm = format!("127.0.0.1:{rm_port}");
-    let spec = |name: String, args: Vec<String>, log: String, ready: &str| ChildSpec {
-        name,
+    let rm = format!("{}:{rm_port}", net.ip("resourcemanager", "1"));
+    let spec = |(role, id): (&str, &str), args: Vec<String>, log: String, ready: &str| ChildSpec {
+        name: format!("{role} {id}"),
         program: program.clone(),
         args: args.into_iter().map(Into::into).collect(),
         log: Some(dir.join(log)),
@@ -306,6 +338,7 @@ fn compute_specs(
         ready_timeout: READY_TIMEOUT,
         stop_timeout: supervise::STOP_TIMEOUT,
         policy: restart.policy(),
+        netns: net.netns(role, id),
     };
     let rm_args = vec![
         "resourcemanager".to_owned(),
@@ -319,12 +352,13 @@ fn compute_specs(
     let mut roles = vec![Role {
         role: "resourcemanager",
         id: "1".to_owned(),
-        spec: spec("resourcemanager 1".into(), rm_args, "resourcemanager-1.log".into(), "herd resourcemanager ready "),
+        spec: spec(("resourcemanager", "1"), rm_args, "resourcemanager-1.log".into(), "herd resourcemanager ready "),
         client_addr: None,
     }];
     for n in 1..=nodemanagers {
         let id = format!("nm{n}");
         let home = dir.join(format!("nodemanager-{id}"));
+        let listen = format!("{}:0", net.ip("nodemanager", &id));
         let mut args = vec![
             "nodemanager".to_owned(),
             "--id".to_owned(),
@@ -334,11 +368,11 @@ fn compute_specs(
             "--keepers".to_owned(),
             keepers.to_owned(),
             "--listen-ctl".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            listen.clone(),
             "--listen-shuffle".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            listen.clone(),
             "--listen-http".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            listen,
             "--local-dir".to_owned(),
             home.join("local").display().to_string(),
             "--log-dir".to_owned(),
@@ -351,15 +385,15 @@ fn compute_specs(
         if let Some(nn) = namenode {
             args.extend(["--namenode".to_owned(), nn.to_owned()]);
         }
-        let s = spec(format!("nodemanager {id}"), args, format!("nodemanager-{id}.log"), "herd nodemanager ready ");
+        let s = spec(("nodemanager", &id), args, format!("nodemanager-{id}.log"), "herd nodemanager ready ");
         roles.push(Role { role: "nodemanager", id, spec: s, client_addr: None });
     }
     Ok(roles)
 }
 
 /// Writes cluster.json whole (temp file, then rename), so a reader never sees half of it.
-fn write_cluster_file(dir: &Path, entries: &[ProcessEntry]) -> anyhow::Result<()> {
-    let file = ClusterFile { processes: entries.to_vec() };
+fn write_cluster_file(dir: &Path, entries: &[ProcessEntry], netns: Option<&NetnsInfo>) -> anyhow::Result<()> {
+    let file = ClusterFile { processes: entries.to_vec(), netns: netns.cloned() };
     let path = dir.join("cluster.json");
     let tmp = dir.join("cluster.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)?;
@@ -371,19 +405,56 @@ fn show_addrs(addrs: &BTreeMap<String, String>) -> String {
     addrs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
-pub async fn run(a: UpArgs) -> anyhow::Result<()> {
+/// The (role, id) of every process `herd up` starts, in start order.
+fn role_ids(a: &UpArgs) -> Vec<(String, String)> {
+    let mut ids: Vec<(String, String)> = (1..=a.keepers).map(|i| ("keeper".to_owned(), i.to_string())).collect();
+    if a.datanodes > 0 {
+        ids.push(("namenode".to_owned(), "1".to_owned()));
+        ids.extend((1..=a.datanodes).map(|i| ("datanode".to_owned(), i.to_string())));
+    }
+    if a.nodemanagers > 0 {
+        ids.push(("resourcemanager".to_owned(), "1".to_owned()));
+        ids.extend((1..=a.nodemanagers).map(|i| ("nodemanager".to_owned(), format!("nm{i}"))));
+    }
+    ids
+}
+
+/// Where the roles will listen: loopback, or with `--netns` their namespaces, made now. Runs
+/// before `herd up`'s runtime starts: the calling (main) thread moves into the client
+/// namespace, and every thread started after it is born there.
+pub fn network(a: &UpArgs) -> anyhow::Result<Network> {
+    if !a.netns {
+        return Ok(Network(None));
+    }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let mut roles = keeper_specs(&a.dir, a.keepers, a.port_base, &a.restart)?;
+    // An interrupted run's cluster.json would send clients into the namespaces about to go.
+    let _ = std::fs::remove_file(a.dir.join("cluster.json"));
+    Ok(Network(Some(network::setup(&a.dir, &role_ids(a))?)))
+}
+
+pub async fn run(a: UpArgs, net: Network) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    // Partitions recorded by `herd chaos` were of an earlier run's namespaces.
+    let _ = std::fs::remove_file(a.dir.join(crate::netcluster::RECORD));
+    let mut roles = keeper_specs(&a.dir, a.keepers, a.port_base, &net, &a.restart)?;
     let keepers: Vec<String> = roles.iter().filter_map(|r| r.client_addr.clone()).collect();
     let keepers = keepers.join(",");
     if a.datanodes > 0 {
-        roles.extend(dfs_specs(&a.dir, a.datanodes, a.port_base, &keepers, &a.restart)?);
+        roles.extend(dfs_specs(&a.dir, a.datanodes, a.port_base, &keepers, &net, &a.restart)?);
     }
     if a.nodemanagers > 0 {
-        let namenode = if a.datanodes > 0 { Some(namenode_rpc(a.port_base)?) } else { None };
+        let namenode = if a.datanodes > 0 { Some(namenode_rpc(a.port_base, &net)?) } else { None };
         let resources = NmResources { memory_mb: a.nm_memory_mb, vcores: a.nm_vcores };
-        let compute =
-            compute_specs(&a.dir, a.nodemanagers, a.port_base, &keepers, namenode.as_deref(), &resources, &a.restart)?;
+        let compute = compute_specs(
+            &a.dir,
+            a.nodemanagers,
+            a.port_base,
+            &keepers,
+            namenode.as_deref(),
+            &resources,
+            &net,
+            &a.restart,
+        )?;
         roles.extend(compute);
     }
 
@@ -399,13 +470,13 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
         );
         crate::disks::mount(&small_disks, mb)?;
     }
-    let result = run_roles(&a, roles).await;
+    let result = run_roles(&a, roles, net).await;
     crate::disks::unmount(&small_disks);
     result
 }
 
 /// Starts the roles, supervises them until a stop signal, and stops them in tiers.
-async fn run_roles(a: &UpArgs, roles: Vec<Role>) -> anyhow::Result<()> {
+async fn run_roles(a: &UpArgs, roles: Vec<Role>, net: Network) -> anyhow::Result<()> {
     // Every child is spawned before any is waited for, so a member that waits for its peers
     // before it reports ready cannot hold up the others' start. A first start that fails stops
     // `herd up` at once with its error (a busy port, a bad flag: restarting would not help);
@@ -432,9 +503,11 @@ async fn run_roles(a: &UpArgs, roles: Vec<Role>) -> anyhow::Result<()> {
             restarts: 0,
             addrs: inc.addrs.clone(),
             error: None,
+            netns: net.netns(r.role, &r.id),
+            ip: net.host(r.role, &r.id).map(|h| h.ip.to_string()),
         })
         .collect();
-    write_cluster_file(&a.dir, &entries)?;
+    write_cluster_file(&a.dir, &entries, net.info())?;
     for (r, inc) in roles.iter().zip(&started) {
         let log = r.spec.log.as_deref().unwrap_or(Path::new("-")).display();
         println!("{} {} up: pid {} {} (log {log})", r.role, r.id, inc.pid, show_addrs(&inc.addrs));
@@ -443,6 +516,21 @@ async fn run_roles(a: &UpArgs, roles: Vec<Role>) -> anyhow::Result<()> {
     println!("ZooKeeper connect string: {}", connect.join(","));
     if let Some(rm) = entries.iter().find(|e| e.role == "resourcemanager").and_then(|e| e.addrs.get("rpc")) {
         println!("ResourceManager (yarn.resourcemanager.address): {rm}");
+    }
+    if let Some(n) = net.info() {
+        println!(
+            "network namespaces {}-* (switch {}); herd fs, job, status, dfsadmin and chaos given --cluster {} \
+             enter the client namespace {} ({}) themselves; any other client runs there too, e.g. \
+             `ip netns exec {} zkCli.sh -server {}` or `ip netns exec {} curl ...`",
+            n.prefix,
+            n.switch,
+            a.dir.display(),
+            n.client,
+            n.client_ip,
+            n.client,
+            connect.first().copied().unwrap_or(""),
+            n.client
+        );
     }
     println!("cluster described in {}; Ctrl-C stops it", a.dir.join("cluster.json").display());
 
@@ -476,7 +564,7 @@ async fn run_roles(a: &UpArgs, roles: Vec<Role>) -> anyhow::Result<()> {
                     break Err(anyhow::anyhow!("every child's supervisor ended"));
                 };
                 apply(&mut entries[index], status);
-                if let Err(err) = write_cluster_file(&a.dir, &entries) {
+                if let Err(err) = write_cluster_file(&a.dir, &entries, net.info()) {
                     break Err(err.context("rewriting cluster.json"));
                 }
                 if entries.iter().all(|e| e.error.is_some()) {
@@ -493,6 +581,12 @@ async fn run_roles(a: &UpArgs, roles: Vec<Role>) -> anyhow::Result<()> {
         while tasks.join_next().await.is_some() {}
     }
     let _ = std::fs::remove_file(a.dir.join("cluster.json"));
+    let _ = std::fs::remove_file(a.dir.join(crate::netcluster::RECORD));
+    if let Some(n) = net.info() {
+        println!("deleting network namespaces {}-*", n.prefix);
+    }
+    // Only now that every child has stopped: the namespaces go with the network's drop.
+    drop(net);
     result
 }
 
