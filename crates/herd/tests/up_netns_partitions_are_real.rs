@@ -7,183 +7,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{alive, capture, herd_bin};
-
-const WAIT_MAX: Duration = Duration::from_secs(90);
-
-/// A `herd up --netns` this test started; dropped, it is stopped (SIGTERM, SIGKILL after
-/// 30 s), any process it listed that outlives it is killed, and namespaces it left are deleted
-/// (unless it was killed with kill -9 on purpose).
-struct NetnsUp {
-    up: Child,
-    dir: std::path::PathBuf,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    prefix: String,
-    pids_seen: Vec<u32>,
-    /// False once `herd up` was killed with kill -9: what it left is the next start's to delete.
-    delete_namespaces: bool,
-}
-
-impl NetnsUp {
-    fn start(dir: &Path) -> NetnsUp {
-        let mut up = Command::new(herd_bin())
-            .args(["up", "--netns", "--dir"])
-            .arg(dir)
-            .args(["--keepers", "3", "--datanodes", "3", "--nodemanagers", "0"])
-            .env("RUST_LOG", "info,openraft=error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn herd up --netns");
-        let stdout = capture(up.stdout.take().expect("stdout"));
-        let stderr = capture(up.stderr.take().expect("stderr"));
-        let mut c = NetnsUp {
-            up,
-            dir: dir.to_path_buf(),
-            stdout,
-            stderr,
-            prefix: String::new(),
-            pids_seen: Vec::new(),
-            delete_namespaces: true,
-        };
-        let file = c.wait_for("cluster.json with every process running", |c| {
-            let v = c.cluster_file()?;
-            // A kill -9'd run's cluster.json lists processes that are gone: wait for this run's.
-            let procs = v["processes"].as_array()?;
-            procs
-                .iter()
-                .all(|p| p["state"] == "running" && p["pid"].as_u64().is_some_and(|p| alive(p as u32)))
-                .then_some(v)
-        });
-        c.prefix = file["netns"]["prefix"].as_str().expect("netns.prefix in cluster.json").to_owned();
-        c.wait_live_datanodes(3);
-        c
-    }
-
-    fn cluster_file(&mut self) -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(self.dir.join("cluster.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        for p in v["processes"].as_array()? {
-            if let Some(pid) = p["pid"].as_u64() {
-                if !self.pids_seen.contains(&(pid as u32)) {
-                    self.pids_seen.push(pid as u32);
-                }
-            }
-        }
-        Some(v)
-    }
-
-    /// `herd ARGS` from this test's own (the machine's) namespace, given the cluster dir.
-    fn herd(&self, args: &[&str]) -> Output {
-        Command::new(herd_bin())
-            .args(args)
-            .env("HERD_CLUSTER", &self.dir)
-            .env("HADOOP_USER_NAME", "herd")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run herd")
-    }
-
-    fn herd_ok(&self, args: &[&str]) -> String {
-        let out = self.herd(args);
-        assert!(out.status.success(), "herd {args:?}: {}\n{}", text(&out), self.output());
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_live_datanodes(&mut self, n: usize) {
-        let live = format!("Live datanodes ({n}):");
-        self.wait_for(&live, |c| {
-            let out = c.herd(&["dfsadmin", "report"]);
-            String::from_utf8_lossy(&out.stdout).contains(&live).then_some(())
-        });
-    }
-
-    fn wait_for<T>(&mut self, what: &str, mut f: impl FnMut(&mut Self) -> Option<T>) -> T {
-        let t0 = Instant::now();
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            if let Some(status) = self.up.try_wait().expect("try_wait") {
-                panic!("herd up exited ({status}) while waiting for {what}\n{}", self.output());
-            }
-            assert!(t0.elapsed() < WAIT_MAX, "gave up waiting for {what}\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn output(&self) -> String {
-        format!("herd up stdout:\n{}\nherd up stderr:\n{}", self.stdout.lock().unwrap(), self.stderr.lock().unwrap())
-    }
-
-    /// SIGTERM to `herd up`; waits for it to exit.
-    fn stop(&mut self) {
-        common::terminate(&mut self.up, Duration::from_secs(30));
-    }
-
-    /// kill -9 to `herd up` alone (its children die of PDEATHSIG).
-    fn kill9(&mut self) {
-        let _ = self.up.kill();
-        let _ = self.up.wait();
-        self.delete_namespaces = false;
-    }
-
-    fn namespaces_left(&self) -> Vec<String> {
-        namespaces_with(&self.prefix)
-    }
-}
-
-impl Drop for NetnsUp {
-    fn drop(&mut self) {
-        self.stop();
-        let t0 = Instant::now();
-        while self.pids_seen.iter().any(|&p| alive(p)) && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for &pid in &self.pids_seen {
-            if alive(pid) {
-                // SAFETY: a process of the `herd up` this test started, outliving it.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-        }
-        if self.delete_namespaces && !self.prefix.is_empty() {
-            for ns in self.namespaces_left() {
-                let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-            }
-        }
-    }
-}
-
-fn namespaces_with(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
-    let mine = format!("{prefix}-");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&mine))
-        .map(String::from)
-        .collect()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::up::Up;
 
 /// put `local` as `remote`, get it back, compare.
-fn round_trip(c: &NetnsUp, remote: &str, body: &[u8]) {
+fn round_trip(c: &Up, remote: &str, body: &[u8]) {
     let local = c.dir.join(format!("in-{}", remote.trim_start_matches('/')));
     std::fs::write(&local, body).unwrap();
     c.herd_ok(&["fs", "put", local.to_str().unwrap(), remote]);
@@ -199,7 +28,7 @@ fn partitions_cut_real_links_and_namespaces_are_cleaned_up() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
-    let mut c = NetnsUp::start(&dir);
+    let mut c = Up::start(&dir, &["--netns", "--keepers", "3", "--datanodes", "3", "--nodemanagers", "0"]);
 
     // Every role has a namespace of its own, and listens on its own address there.
     let file = c.cluster_file().unwrap();
@@ -264,11 +93,11 @@ fn partitions_cut_real_links_and_namespaces_are_cleaned_up() {
     drop(c);
 
     // kill -9 leaves the namespaces; the next `herd up --netns` on the dir removes them.
-    let mut c = NetnsUp::start(&dir);
+    let mut c = Up::start(&dir, &["--netns", "--keepers", "3", "--datanodes", "3", "--nodemanagers", "0"]);
     c.kill9();
     assert!(!c.namespaces_left().is_empty(), "a kill -9'd herd up cannot have deleted its namespaces");
     drop(c);
-    let mut c = NetnsUp::start(&dir);
+    let mut c = Up::start(&dir, &["--netns", "--keepers", "3", "--datanodes", "3", "--nodemanagers", "0"]);
     assert!(c.stderr.lock().unwrap().contains("an interrupted run left"), "{}", c.output());
     c.herd_ok(&["status"]);
     let out = c.herd_ok(&["fs", "cat", "/after.txt"]);

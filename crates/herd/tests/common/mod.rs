@@ -9,6 +9,7 @@ pub mod mr;
 pub mod netns;
 pub mod python;
 pub mod register;
+pub mod up;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
