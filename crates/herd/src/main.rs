@@ -249,15 +249,20 @@ async fn run_keeper(a: KeeperArgs, reporter: Option<member::report::Reporter>) -
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo and chaos commands speak for themselves on stdout; their clients' own log
+    // lines (a pipeline recovered, a keeper connection lost — the faults they cause) would
+    // bury that, so they log errors only unless RUST_LOG says otherwise.
+    let default_filter =
+        if matches!(cli.cmd, Cmd::Demo(_) | Cmd::Chaos(_)) { "error" } else { "info,openraft=error" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour only for a person: logs in files (daemons, containers) stay plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=error".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    let cli = Cli::parse();
     // Taken before any other thread exists: it removes its variable from the environment.
     let reporter = member::report::Reporter::from_env();
     // A client of a `herd up --netns` cluster joins its client namespace, and `herd up
