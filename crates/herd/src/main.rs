@@ -253,8 +253,7 @@ fn main() -> anyhow::Result<()> {
     // The demo and chaos commands speak for themselves on stdout; their clients' own log
     // lines (a pipeline recovered, a keeper connection lost — the faults they cause) would
     // bury that, so they log errors only unless RUST_LOG says otherwise.
-    let default_filter =
-        if matches!(cli.cmd, Cmd::Demo(_) | Cmd::Chaos(_)) { "error" } else { "info,openraft=error" };
+    let default_filter = if matches!(cli.cmd, Cmd::Demo(_) | Cmd::Chaos(_)) { "error" } else { "info,openraft=error" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour only for a person: logs in files (daemons, containers) stay plain text.

@@ -17,6 +17,9 @@ use test_rng::Rng;
 
 use super::{Cluster, Proc, Target, CONTAINER_ROLES, ROLES};
 
+/// How long a fault aimed at a container's process (task, appmaster) waits for one to run.
+const CONTAINER_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Args)]
 pub struct RandomArgs {
     /// How long to inject faults, e.g. 60s, 5m.
@@ -190,13 +193,19 @@ fn clock() -> String {
 
 /// Injects one event; returns the process hit (None when there was nothing to hit).
 fn inject(dir: &Path, e: &Event) -> anyhow::Result<Option<Proc>> {
-    let c = Cluster::load(dir)?;
-    let mut rng = Rng(e.pick);
-    let p = match c.one(&e.target, &mut |n| rng.below(n as u64) as usize) {
-        Ok(p) => p,
-        Err(why) => {
-            println!("{} skipped {}: {why:#}", clock(), e.target);
-            return Ok(None);
+    // A container's processes come and go with the jobs: wait a little for one.
+    let patience = if CONTAINER_ROLES.contains(&e.target.role.as_str()) { CONTAINER_WAIT } else { Duration::ZERO };
+    let deadline = Instant::now() + patience;
+    let p = loop {
+        let c = Cluster::load(dir)?;
+        let mut rng = Rng(e.pick);
+        match c.one(&e.target, &mut |n| rng.below(n as u64) as usize) {
+            Ok(p) => break p,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(why) => {
+                println!("{} skipped {}: {why:#}", clock(), e.target);
+                return Ok(None);
+            }
         }
     };
     match e.kind {

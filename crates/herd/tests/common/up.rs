@@ -7,6 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use super::mr::text;
 use super::{alive, capture, herd_bin};
 
 const WAIT_MAX: Duration = Duration::from_secs(90);
@@ -178,13 +179,4 @@ pub fn namespaces_with(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(&mine))
         .map(String::from)
         .collect()
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
