@@ -501,7 +501,7 @@ fn jobs_worker(dir: &Path, reference: &BTreeMap<String, u64>, stop: &AtomicBool,
         let stderr = e.join().unwrap_or_default();
         let verdict = match status.map(|s| s.code()) {
             None => Err(format!("{out}: no answer within {JOB_BOUND:?} (hung)")),
-            Some(Some(0)) => match job_output(dir, &out) {
+            Some(Some(0)) => match job_output_settled(dir, &out) {
                 Ok(counts) if counts == *reference => Ok(None),
                 Ok(counts) => Err(format!(
                     "{out}: succeeded with other counts: {} words vs {} in the reference",
@@ -531,6 +531,20 @@ fn jobs_worker(dir: &Path, reference: &BTreeMap<String, u64>, stop: &AtomicBool,
             Ok(None) => r.jobs_ok += 1,
             Ok(Some(why)) => r.jobs_failed.push(why),
             Err(v) => r.violations.push(format!("jobs: {v}")),
+        }
+    }
+}
+
+/// A finished job's word counts, retried while the cluster settles: a read may fail for a
+/// while under a fault (a NameNode just restarted knows no replica locations until the
+/// DataNodes report again), but an acknowledged output must come back.
+fn job_output_settled(dir: &Path, out: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        match job_output(dir, out) {
+            Ok(counts) => return Ok(counts),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
     }
 }
