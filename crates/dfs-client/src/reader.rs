@@ -12,7 +12,7 @@
 //! A fail-over resumes at the first byte not yet handed out, so the caller never sees a byte
 //! twice or a byte that failed its check.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom, Write as _};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -25,6 +25,11 @@ use dfs_proto::{ClientRequest, DatanodeInfo, ExtendedBlock, FrameError, LocatedB
 use crate::client::Inner;
 use crate::error::{DfsError, Result};
 
+/// Refetches of one block's locations before a read gives up on it; the n-th waits n - 1
+/// times [`REFETCH_PAUSE`] first (0 + 1 + 2 + 3 s at most).
+const REFETCHES: u32 = 4;
+const REFETCH_PAUSE: Duration = Duration::from_secs(1);
+
 /// A file open for reading; `Read` from the current position, `Seek`, or [`FileReader::read_at`].
 pub struct FileReader {
     inner: Arc<Inner>,
@@ -35,9 +40,9 @@ pub struct FileReader {
     /// The open replica stream, positioned at `pos`.
     current: Option<BlockRead>,
     /// Per block id: DataNodes (ids) that failed it for this reader.
-    failed: std::collections::HashMap<u64, HashSet<String>>,
-    /// Blocks whose locations were refetched already (once per block).
-    refetched: HashSet<u64>,
+    failed: HashMap<u64, HashSet<String>>,
+    /// How often each block's locations were refetched (at most [`REFETCHES`] times).
+    refetched: HashMap<u64, u32>,
 }
 
 /// Why one replica could not serve a read.
@@ -60,7 +65,7 @@ impl FileReader {
             pos: 0,
             current: None,
             failed: Default::default(),
-            refetched: HashSet::new(),
+            refetched: HashMap::new(),
         })
     }
 
@@ -111,7 +116,7 @@ impl FileReader {
     }
 
     /// Opens a stream of `[offset, offset + len)` of block `idx` on the first replica that
-    /// serves it, after at most one refetch of the locations.
+    /// serves it, after at most [`REFETCHES`] refetches of the locations.
     fn open_replica(&mut self, idx: usize, offset: u64, len: u64) -> Result<BlockRead> {
         let timeout = self.inner.config.datanode_timeout;
         let mut errors: Vec<String> = Vec::new();
@@ -134,12 +139,18 @@ impl FileReader {
         }
     }
 
-    /// Fetches block `idx`'s locations again (once per block); false if done already.
+    /// Fetches block `idx`'s locations again, waiting a little longer each time after the
+    /// first (HDFS's client does the same, `dfs.client.max.block.acquire.failures`): a
+    /// NameNode that just restarted knows no replica until the DataNodes report, which takes
+    /// a heartbeat or two. False once the block had its [`REFETCHES`].
     fn refetch(&mut self, idx: usize) -> Result<bool> {
         let lb = &self.blocks[idx];
-        if !self.refetched.insert(lb.block.id) {
+        let n = self.refetched.entry(lb.block.id).or_insert(0);
+        if *n >= REFETCHES {
             return Ok(false);
         }
+        std::thread::sleep(REFETCH_PAUSE * *n);
+        *n += 1;
         let id = lb.block.id;
         let lbs = self.inner.block_locations(&self.path, lb.offset, lb.block.len.max(1))?;
         let fresh = lbs.blocks.into_iter().chain(lbs.last_block).find(|b| b.block.id == id);
