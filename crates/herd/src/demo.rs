@@ -19,7 +19,7 @@
 //!   repaired when another attempt of the same task has succeeded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -77,6 +77,18 @@ impl Drop for Up {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The `herd job run` child, killed if the demo ends before it does (an error on the way).
+struct JobChild(Child);
+
+impl Drop for JobChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -380,22 +392,6 @@ fn job_report(rm: &mut rpc::client::RpcClient, app: compute_proto::ids::Applicat
     crate::job_cmd::job_report(&r, Some(nn), &dfs_client::default_user())
 }
 
-fn read_counts(dfs: &Dfs, out: &str) -> anyhow::Result<BTreeMap<String, u64>> {
-    let mut counts = BTreeMap::new();
-    for st in dfs.list(out)? {
-        if !st.name.starts_with("part-") {
-            continue;
-        }
-        let mut text = String::new();
-        dfs.open(&format!("{out}/{}", st.name))?.read_to_string(&mut text)?;
-        for line in text.lines() {
-            let (w, c) = line.split_once('\t').with_context(|| format!("line {line:?}"))?;
-            *counts.entry(w.to_owned()).or_insert(0) += c.parse::<u64>().with_context(|| format!("line {line:?}"))?;
-        }
-    }
-    Ok(counts)
-}
-
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let seed = a.seed.unwrap_or_else(chaos::random::seed_from_clock);
     let (root, temporary) = match &a.dir {
@@ -471,19 +467,21 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
 
     // The job, as a user runs it.
     let herd = std::env::current_exe()?;
-    let mut job = Command::new(herd)
-        .arg("job")
-        .arg("--cluster")
-        .arg(&dir)
-        .args(["run", "--reduces", "3", "--name", "demo-wordcount"])
-        .args(["--task-timeout-ms", &a.task_timeout_ms.to_string()])
-        .args(["wordcount", "/demo/in", "/demo/out"])
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = job.stderr.take().expect("piped");
+    let mut job = JobChild(
+        Command::new(herd)
+            .arg("job")
+            .arg("--cluster")
+            .arg(&dir)
+            .args(["run", "--reduces", "3", "--name", "demo-wordcount"])
+            .args(["--task-timeout-ms", &a.task_timeout_ms.to_string()])
+            .args(["wordcount", "/demo/in", "/demo/out"])
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let stderr = job.0.stderr.take().expect("piped");
     let (app_tx, app_rx) = std::sync::mpsc::channel();
     let job_log = Arc::new(Mutex::new(Vec::new()));
     {
@@ -516,12 +514,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         std::thread::sleep(Duration::from_millis(100));
         let report = job_report(&mut rm, app, &nn_rpc);
         if job_status.is_none() {
-            if let Ok(Some(s)) = job.try_wait() {
+            if let Ok(Some(s)) = job.0.try_wait() {
                 job_status = Some(s);
                 ended_at = Some(Instant::now());
                 demo.say(&format!("job ended: {}", if s.success() { "succeeded" } else { "FAILED" }));
             } else if demo.at() > JOB_WAIT {
-                let _ = job.kill();
                 bail!("the job did not end within {JOB_WAIT:?}");
             }
         }
@@ -615,7 +612,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let job_ok = job_status.is_some_and(|s| s.success());
 
     // The output against the reference.
-    let out = read_counts(&dfs, "/demo/out");
+    let out = chaos::workload::word_counts(&dfs, "/demo/out");
     let output_ok = matches!(&out, Ok(c) if *c == reference);
     println!();
     println!("timeline (seconds from the job's submission):");

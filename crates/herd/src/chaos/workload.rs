@@ -551,13 +551,17 @@ fn job_output_settled(dir: &Path, out: &str) -> anyhow::Result<BTreeMap<String, 
 
 /// A finished job's word counts, from its part files.
 fn job_output(dir: &Path, out: &str) -> anyhow::Result<BTreeMap<String, u64>> {
-    let dfs = Dfs::from_cluster_dir(dir, &dfs_client::default_user())?;
+    word_counts(&Dfs::from_cluster_dir(dir, &dfs_client::default_user())?, out)
+}
+
+/// The `word<TAB>count` lines of every part file under `out`, summed per word.
+pub fn word_counts(dfs: &Dfs, out: &str) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
     for st in dfs.list(out)? {
         if !st.name.starts_with("part-") {
             continue;
         }
-        let text = read_file(&dfs, &format!("{out}/{}", st.name))?;
+        let text = read_file(dfs, &format!("{out}/{}", st.name))?;
         for line in String::from_utf8_lossy(&text).lines() {
             let (w, c) = line.split_once('\t').with_context(|| format!("line {line:?}"))?;
             *counts.entry(w.to_owned()).or_insert(0) += c.parse::<u64>().with_context(|| format!("line {line:?}"))?;
