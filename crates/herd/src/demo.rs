@@ -242,8 +242,7 @@ fn incarnation(seen: &Mutex<Seen>, group: &str, id: &str) -> Option<i64> {
 
 /// The NameNode's (under-replicated + pending + missing) block count.
 fn blocks_at_risk(http: &str) -> Option<u64> {
-    let body = nodemanager::logs::http_get(http, "/status", 16 << 20).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let v = crate::status_cmd::namenode_status(http).ok()?;
     let b = &v["blocks"];
     Some(["under_replicated", "pending", "missing"].iter().map(|k| b[*k].as_u64().unwrap_or(0)).sum())
 }
@@ -259,7 +258,6 @@ fn sibling_succeeded(report: &JobReport, attempt: &str) -> bool {
 }
 
 struct Demo {
-    dir: PathBuf,
     start: Instant,
     faults: Vec<Fault>,
     rng: Rng,
@@ -281,12 +279,7 @@ impl Demo {
     }
 
     /// A running task attempt's process on a NodeManager other than `avoid`, not yet hit.
-    fn running_attempt(
-        &mut self,
-        report: &JobReport,
-        avoid: &[String],
-    ) -> anyhow::Result<Option<(Proc, String, String)>> {
-        let c = Cluster::load(&self.dir)?;
+    fn running_attempt(&mut self, c: &Cluster, report: &JobReport, avoid: &[String]) -> Option<(Proc, String, String)> {
         let hit: Vec<String> = self
             .faults
             .iter()
@@ -308,10 +301,10 @@ impl Demo {
             }
         }
         if candidates.is_empty() {
-            return Ok(None);
+            return None;
         }
         let i = self.rng.below(candidates.len() as u64) as usize;
-        Ok(Some(candidates.swap_remove(i)))
+        Some(candidates.swap_remove(i))
     }
 
     /// Marks detections and repairs that have happened; true when every fault is repaired.
@@ -440,20 +433,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     );
 
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let keepers: Vec<String> = {
-        let text = std::fs::read_to_string(dir.join("cluster.json"))?;
-        let v: serde_json::Value = serde_json::from_str(&text)?;
-        v["processes"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter(|p| p["role"] == "keeper")
-                    .filter_map(|p| p["addrs"]["client"].as_str().map(String::from))
-            })
-            .into_iter()
-            .flatten()
-            .collect()
-    };
+    let keepers: Vec<String> = chaos::workload::keepers_of(&dir)?.iter().map(ToString::to_string).collect();
     watch_views(keepers.join(","), seen.clone());
     let text = std::fs::read_to_string(dir.join("cluster.json"))?;
     let nn_http = crate::cluster::role_addr_in(&text, "namenode", "http").map_err(anyhow::Error::msg)?;
@@ -500,7 +480,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         app_name.parse().map_err(|e| anyhow::anyhow!("application id {app_name:?}: {e:?}"))?;
     let rm_addr = crate::cluster::rm_addr_from_cluster(&dir)?;
     let mut rm = crate::job_cmd::rm_client(&rm_addr, &dfs_client::default_user());
-    let mut demo = Demo { dir: dir.clone(), start: Instant::now(), faults: Vec::new(), rng: Rng(seed ^ 0xDE40) };
+    let mut demo = Demo { start: Instant::now(), faults: Vec::new(), rng: Rng(seed ^ 0xDE40) };
     println!("job {app}: wordcount, 3 reduces, task time-out {} ms; timeline from its submission:", a.task_timeout_ms);
 
     let mut step = 0;
@@ -523,10 +503,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             }
         }
         if let (Some(r), true) = (&report, job_status.is_none() && demo.at() >= next_at) {
-            let am_nm =
-                Cluster::load(&dir)?.procs.iter().find(|p| p.role == "appmaster").and_then(|p| {
-                    chaos::parent_nodemanager(p.pid, &Cluster::load(&dir).ok()?.procs).map(|n| n.id.clone())
-                });
+            // One look at the processes per round: the AM's node, and the targets below.
+            let c = Cluster::load(&dir)?;
+            let am_nm = c
+                .procs
+                .iter()
+                .find(|p| p.role == "appmaster")
+                .and_then(|p| chaos::parent_nodemanager(p.pid, &c.procs))
+                .map(|n| n.id.clone());
             match step {
                 // Once maps run: kill one map attempt, not on the NodeManager to be killed.
                 0 if r.maps.running >= 2 && am_nm.is_some() => {
@@ -536,7 +520,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                         victim_nm = Some(nms[demo.rng.below(nms.len() as u64) as usize].clone());
                     }
                     let avoid: Vec<String> = victim_nm.iter().cloned().collect();
-                    if let Some((p, attempt, _)) = demo.running_attempt(r, &avoid)? {
+                    if let Some((p, attempt, _)) = demo.running_attempt(&c, r, &avoid) {
                         chaos::kill(&p)?;
                         demo.inject(format!("killed {attempt} (kill -9, pid {})", p.pid), Kind::Attempt { attempt });
                         step = 1;
@@ -545,7 +529,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 // Another, hung.
                 1 => {
                     let avoid: Vec<String> = victim_nm.iter().cloned().collect();
-                    if let Some((p, attempt, nm)) = demo.running_attempt(r, &avoid)? {
+                    if let Some((p, attempt, nm)) = demo.running_attempt(&c, r, &avoid) {
                         chaos::pause(&p)?;
                         hung_nm = Some(nm);
                         demo.inject(format!("hung {attempt} (SIGSTOP, pid {})", p.pid), Kind::Attempt { attempt });
@@ -555,7 +539,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 }
                 // A DataNode, killed.
                 2 => {
-                    let c = Cluster::load(&dir)?;
                     let dns: Vec<&Proc> = c.procs.iter().filter(|p| p.role == "datanode").collect();
                     let p = dns[demo.rng.below(dns.len() as u64) as usize].clone();
                     let inc = incarnation(&seen, "datanode", &p.id).unwrap_or(0);
@@ -583,7 +566,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                     nms.sort_by_key(|n| Some(*n) != victim_nm.as_ref());
                     if let Some(id) = nms.into_iter().find(|n| !outputs_on(n).is_empty()) {
                         let outputs = outputs_on(id);
-                        let c = Cluster::load(&dir)?;
                         if let Some(p) = c.procs.iter().find(|p| p.role == "nodemanager" && p.id == *id) {
                             let inc = incarnation(&seen, "nodemanager", id).unwrap_or(0);
                             chaos::kill(p)?;

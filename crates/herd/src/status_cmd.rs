@@ -138,10 +138,15 @@ fn views(keepers: &str) -> anyhow::Result<Vec<String>> {
     })
 }
 
+/// The NameNode's `GET /status` (JSON: datanodes, block counts).
+pub(crate) fn namenode_status(http: &str) -> anyhow::Result<serde_json::Value> {
+    let body = nodemanager::logs::http_get(http, "/status", 16 << 20)?;
+    serde_json::from_slice(&body).context("the NameNode's /status")
+}
+
 /// The NameNode's block summary and whether nothing is missing or corrupt.
 fn block_health(http: &str) -> anyhow::Result<(String, bool)> {
-    let body = nodemanager::logs::http_get(http, "/status", 16 << 20)?;
-    let v: serde_json::Value = serde_json::from_slice(&body).context("the NameNode's /status")?;
+    let v = namenode_status(http)?;
     let b = &v["blocks"];
     let n = |k: &str| b[k].as_u64().unwrap_or(0);
     let live = v["datanodes"].as_array().map_or(0, |d| d.len());

@@ -193,9 +193,6 @@ impl Shared {
                         }
                     }
                 }
-                if let Err(renew) = store.renew(&e).await {
-                    tracing::warn!("renewing the RM store's session: {renew}");
-                }
                 return Err(e);
             }
         }
@@ -486,7 +483,7 @@ impl ResourceManager {
     /// Opens the store (secret, epoch), reloads the unfinished apps, opens the RPC port and
     /// starts the loops.
     pub async fn start(config: RmConfig, reporter: Option<Reporter>) -> Result<ResourceManager, StartError> {
-        let store = Store::open(config.keeper.clone()).await?;
+        let mut store = Store::open(config.keeper.clone()).await?;
         let secret = store.secret().await?;
         let container_epoch = (store.next("epoch").await? % u64::from(wire::ContainerId::EPOCH_MAX)) as u32;
         let stored = store.load_all().await?;

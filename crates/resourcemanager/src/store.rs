@@ -75,9 +75,10 @@ pub enum StoreError {
 }
 
 /// The store: one keeper session of its own (not the membership's, whose expiry means
-/// something else). The store holds no ephemeral node and no watch, so an expired session is
-/// simply replaced ([`Store::renew`]): a keeper paused or cut off for longer than the session
-/// time-out must not leave the RM unable to write for the rest of its life.
+/// something else). The store holds no ephemeral node and no watch, so a write that finds its
+/// session expired replaces it before it returns the error: a keeper paused or cut off for
+/// longer than the session time-out must not leave the RM unable to write for the rest of its
+/// life, and the caller's next write (a retry, the next flush) goes through.
 pub struct Store {
     session: Session,
     cfg: ClientConfig,
@@ -103,17 +104,19 @@ impl Store {
         Ok(Store { session, cfg })
     }
 
-    /// Replaces the session with a new one if the keeper ended it (a write failed with
-    /// `Expired`); the next write then goes through.
-    pub async fn renew(&mut self, after: &StoreError) -> Result<(), StoreError> {
-        if !matches!(after, StoreError::Keeper(client::Error::Expired)) {
-            return Ok(());
+    /// Passes a write's result through, first replacing the session if the keeper ended it.
+    async fn renewing<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Keeper(client::Error::Expired)) = &result {
+            match Session::connect(self.cfg.clone()).await {
+                Ok(fresh) => {
+                    tracing::warn!("the RM store's keeper session expired; writing through a new one");
+                    let old = std::mem::replace(&mut self.session, fresh);
+                    let _ = old.close().await;
+                }
+                Err(e) => tracing::warn!("renewing the RM store's session: {e}"),
+            }
         }
-        let fresh = Session::connect(self.cfg.clone()).await?;
-        tracing::warn!("the RM store's keeper session expired; writing through a new one");
-        let old = std::mem::replace(&mut self.session, fresh);
-        let _ = old.close().await;
-        Ok(())
+        result
     }
 
     /// The container-token key, made on the first start of the first RM.
@@ -144,7 +147,12 @@ impl Store {
     }
 
     /// The next number of the sequence `name` (`app`, `epoch`).
-    pub async fn next(&self, name: &str) -> Result<u64, StoreError> {
+    pub async fn next(&mut self, name: &str) -> Result<u64, StoreError> {
+        let result = self.next_once(name).await;
+        self.renewing(result).await
+    }
+
+    async fn next_once(&self, name: &str) -> Result<u64, StoreError> {
         let prefix = format!("{}/{name}-", seq_dir());
         let (path, _) = self.session.create(&prefix, &[], client::open_acl(), CreateMode::PersistentSequential).await?;
         let n = path
@@ -159,7 +167,12 @@ impl Store {
     }
 
     /// Writes an app's node (creates it the first time).
-    pub async fn save(&self, app: &StoredApp) -> Result<(), StoreError> {
+    pub async fn save(&mut self, app: &StoredApp) -> Result<(), StoreError> {
+        let result = self.save_once(app).await;
+        self.renewing(result).await
+    }
+
+    async fn save_once(&self, app: &StoredApp) -> Result<(), StoreError> {
         let path = app_path(&app.app_id);
         let data = app.to_bytes();
         match self.session.set_data(&path, &data, -1).await {

@@ -93,7 +93,8 @@ pub struct Workload {
     keepers: Vec<SocketAddr>,
 }
 
-fn keepers_of(dir: &Path) -> anyhow::Result<Vec<SocketAddr>> {
+/// The keepers' client addresses in cluster.json.
+pub fn keepers_of(dir: &Path) -> anyhow::Result<Vec<SocketAddr>> {
     let text = std::fs::read_to_string(dir.join("cluster.json"))?;
     let v: serde_json::Value = serde_json::from_str(&text)?;
     let list = v["processes"].as_array().context("cluster.json has no processes")?;

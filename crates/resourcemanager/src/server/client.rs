@@ -103,15 +103,12 @@ async fn submit(shared: &Shared, user: String, mut submission: rec::ApplicationS
         let mut store = shared.store.lock().await;
         match store.next("app").await {
             Ok(seq) => seq,
-            // An expired store session is replaced and the number asked for again (a number
-            // taken by a lost answer is skipped: ids need not be dense).
-            Err(e) => {
-                store.renew(&e).await.map_err(yarn)?;
-                store
-                    .next("app")
-                    .await
-                    .map_err(|e| RemoteError::new(RETRIABLE_EXCEPTION, format!("the RM store: {e}")))?
-            }
+            // Asked once more: an expired store session was replaced by the failed call (a
+            // number taken by a lost answer is skipped: ids need not be dense).
+            Err(_) => store
+                .next("app")
+                .await
+                .map_err(|e| RemoteError::new(RETRIABLE_EXCEPTION, format!("the RM store: {e}")))?,
         }
     };
     let seq = u32::try_from(seq).map_err(|_| yarn("application sequence exhausted"))?;
